@@ -1,0 +1,82 @@
+"""One exception family for everything ipychat refuses or fails at.
+
+    ChatError                  base: every error ipychat raises on purpose
+    ├── ConfigError            a setting is unknown or out of range (raised before any request)
+    ├── ConversationError      the messages break the role rules, or a history file is invalid
+    └── RequestError           sending the request failed
+        ├── ConnectError       no connection could be made (refused, DNS, TLS)
+        ├── TimeoutError       connect or read timed out
+        ├── APIStatusError     the server answered with an HTTP error status
+        └── StreamError        the stream broke: dropped, an in-stream error, bad data
+
+Each message is one sentence that says what went wrong and what to do next. None of them
+ever contains the API key: the key lives in a `Secret` and is only revealed in the
+Authorization header. Only the magics layer turns these into IPython `UsageError`s.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIStatusError",
+    "ChatError",
+    "ConfigError",
+    "ConnectError",
+    "ConversationError",
+    "RequestError",
+    "StreamError",
+    "TimeoutError",
+]
+
+
+class ChatError(Exception):
+    """Base class of every error ipychat raises on purpose."""
+
+
+class ConfigError(ChatError, ValueError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+class ConversationError(ChatError, ValueError):
+    """The conversation breaks the service's role rules, or a history file is invalid."""
+
+
+class RequestError(ChatError):
+    """Sending a request failed. `url` is the endpoint; `reply` holds any partial reply."""
+
+    def __init__(self, message: str, *, url: str = "", reply: object | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reply = reply
+
+
+class ConnectError(RequestError):
+    """No connection could be made to the endpoint."""
+
+
+class TimeoutError(RequestError):  # the name mirrors httpx; import it as ipychat.TimeoutError
+    """The server took longer than `timeout` to connect or to send data."""
+
+
+class APIStatusError(RequestError):
+    """The server answered with an HTTP error status (or an error event in a stream)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        reply: object | None = None,
+    ) -> None:
+        super().__init__(message, url=url, reply=reply)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class StreamError(APIStatusError):
+    """The stream broke after it started: dropped connection, in-stream error or bad data."""
