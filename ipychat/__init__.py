@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "load_ipython_extension",
     "serve",
+    "sessions",
     "unload_ipython_extension",
 ]
 
@@ -61,6 +62,7 @@ _LAZY = {
     "Conversation": "_conversation",
     "Message": "_conversation",
     "SessionRegistry": "_conversation",
+    "sessions": "_conversation",
     "ChatClient": "_client",
     "AsyncChatClient": "_client",
     "Delta": "_chunks",
@@ -76,7 +78,7 @@ if TYPE_CHECKING:
     from ._chunks import Delta
     from ._client import AsyncChatClient, ChatClient
     from ._config import Secret, Settings
-    from ._conversation import Conversation, Message, SessionRegistry
+    from ._conversation import Conversation, Message, SessionRegistry, sessions
     from ._errors import (
         APIStatusError,
         ChatError,

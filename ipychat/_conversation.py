@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._client import ChatClient
     from ._reply import Reply
 
-__all__ = ["Conversation", "Message", "SessionRegistry", "validate_messages"]
+__all__ = ["Conversation", "Message", "SessionRegistry", "sessions", "validate_messages"]
 
 ROLES = ("system", "user", "assistant")
 FORMAT_VERSION = 1
@@ -336,3 +336,7 @@ class SessionRegistry:
     def clear(self) -> None:
         self._sessions.clear()
         self.current = "default"
+
+
+sessions = SessionRegistry()
+"""This process's sessions: the ones `%%chat -s NAME` uses, reachable from Python too."""

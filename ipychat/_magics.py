@@ -22,7 +22,7 @@ from traitlets import validate as trait_validate
 
 from ._config import Secret, Settings, parse_value
 from ._config import validate as validate_setting
-from ._conversation import Conversation, SessionRegistry
+from ._conversation import Conversation, sessions
 from ._errors import ChatError, ConfigError
 
 __all__ = ["ChatMagics", "load", "unload"]
@@ -37,8 +37,6 @@ OVERRIDES = {
     "frequency_penalty": "frequency_penalty",
     "stop": "stop",
 }
-
-sessions = SessionRegistry()
 
 
 def _setting_trait(trait: Any, key: str) -> Any:
@@ -192,7 +190,7 @@ class ChatMagics(Magics):
             options, text = _split_line_magic(self.ipychat, line)
         else:
             options, text = line, cell
-        args = parse_argstring(self.ipychat, self._fill(options))
+        args = _unquote(parse_argstring(self.ipychat, self._fill(options)))
         one_line = cell is None
         try:
             reply = self._chat(args, text, one_line=one_line)
@@ -212,6 +210,7 @@ class ChatMagics(Magics):
             overrides["stream"] = False
         resolved = self.settings.resolve(**overrides)  # refuses bad values before anything else
         prompt = text if args.no_interpolate or not self.interpolate else self._fill(text)
+        prompt = prompt.strip("\n").rstrip()  # the cell's trailing newline is not part of it
         if not prompt.strip():
             raise UsageError("The cell is empty: write your message below %%chat.")
         conversation = self.sessions.get(args.session)
@@ -287,7 +286,7 @@ class ChatMagics(Magics):
             options, assignments = "", _split_assignments(line)
         else:
             options, assignments = line, []
-        args = parse_argstring(self.ipychat_config, options)
+        args = _unquote(parse_argstring(self.ipychat_config, options))
         if args.assignments:
             raise UsageError(
                 "Give settings as key=value, e.g. "
@@ -427,6 +426,23 @@ class _HistoryTable(_Table):
             for i, m in enumerate(conversation.all_messages())
         ]
         super().__init__(["#", "role", "content"], rows)
+
+
+def _unquote(args: Any) -> Any:
+    """IPython's argument splitter keeps quotes: `--system "Be brief."` -> `Be brief.`."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "\"'":
+            setattr(args, name, value[1:-1])
+        elif isinstance(value, list):
+            setattr(
+                args,
+                name,
+                [
+                    v[1:-1] if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] in "\"'" else v
+                    for v in value
+                ],
+            )
+    return args
 
 
 def _print_retry(notice: Any) -> None:
