@@ -1,0 +1,74 @@
+"""The engine works without IPython, and `import ipychat` stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import ipychat
+
+SCRIPT = r"""
+import json, sys
+import ipychat
+light = sorted(m for m in ("httpx", "IPython", "ipywidgets", "markdown_it") if m in sys.modules)
+from ipychat import ChatClient, Conversation, Settings, serve
+with serve() as server:
+    settings = Settings.load(environ={})
+    settings.set(base_url=server.base_url, system="Be brief.")
+    with ChatClient(settings) as client:
+        conversation = Conversation()
+        streamed = conversation.send("Hello there", client=client)
+        whole = conversation.send("And again", client=client, stream=False)
+    roles = [m["role"] for m in server.requests[-1].body["messages"]]
+    streamed_flag = [r.body.get("stream", False) for r in server.requests]
+print(json.dumps({
+    "light": light,
+    "ipython": "IPython" in sys.modules,
+    "streamed": [streamed.text, streamed.finish_reason, streamed.usage.total_tokens],
+    "whole": [whole.text, whole.finish_reason, whole.usage.total_tokens],
+    "roles": roles,
+    "stream_flags": streamed_flag,
+}))
+"""
+
+
+def test_engine_runs_without_ipython():
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=True
+    )
+    result = json.loads(out.stdout)
+    assert result["light"] == [], "import ipychat loads nothing heavy"
+    assert result["ipython"] is False, "the engine never imports IPython"
+    assert result["streamed"][:2] == ["Echo: Hello there", "stop"]
+    assert result["whole"][:2] == ["Echo: And again", "stop"]
+    assert result["streamed"][2] > 0 and result["whole"][2] > 0
+    assert result["roles"] == ["system", "user", "assistant", "user"]
+    assert result["stream_flags"] == [True, False]
+
+
+def test_public_api_is_deliberate():
+    assert sorted(ipychat.__all__) == sorted(set(ipychat.__all__))
+    for name in ipychat.__all__:
+        assert getattr(ipychat, name) is not None, name
+    with pytest.raises(AttributeError):
+        ipychat.not_a_thing  # noqa: B018
+
+
+def test_chat_taken_by_another_extension_keeps_aliases(capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.register_magic_function(lambda line, cell=None: "theirs", "line_cell", "chat")
+        shell.run_line_magic("load_ext", "ipychat")
+        assert shell.run_line_magic("chat", "x") == "theirs", "the other extension keeps %chat"
+        assert "ipychat_config" in shell.magics_manager.magics["line"]
+        assert "ipychat" in shell.magics_manager.magics["cell"]
+        assert "%chat" in capsys.readouterr().err
+        assert "chat_config" in shell.magics_manager.magics["line"], "free names are still taken"
+    finally:
+        shell.run_line_magic("unload_ext", "ipychat")
+        InteractiveShell.clear_instance()
