@@ -91,6 +91,8 @@ class ReplyBuilder:
             self.warnings.append(f"Skipped a data line that is not JSON: {data[:80]!r}")
             return None
         if not isinstance(chunk, dict):
+            if event.event == "error":  # e.g. `error: "context overflow"`
+                self._raise_stream_error({"error": {"message": str(chunk)}}, url)
             self.warnings.append(f"Skipped a data line that is not a JSON object: {data[:80]!r}")
             return None
         if event.event == "error" or "error" in chunk:
@@ -146,7 +148,8 @@ class ReplyBuilder:
 
     def _raise_stream_error(self, chunk: dict[str, Any], url: str) -> None:
         message, code, request_id = error_details(chunk)
-        text = f"The server sent an error in the stream from {url}: {message or 'no message'}"
+        message = (message or "no message").rstrip().rstrip(".")
+        text = f"The server sent an error in the stream from {url}: {message}"
         if code:
             text += f" ({code})"
         raise StreamError(

@@ -10,14 +10,15 @@ caller stops iterating (Ctrl-C in a notebook).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -61,8 +62,9 @@ def _log_retry(notice: RetryNotice) -> None:
 class _Prepared:
     settings: ResolvedSettings
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # holds the key in Authorization
     prompt: str
+    retries: int = 0  # retries made so far (the stream_options fallback is not one)
 
     @property
     def url(self) -> str:
@@ -165,10 +167,10 @@ def _status_error(response: httpx.Response, url: str, key: Secret | None) -> API
     if message is None:
         message = _excerpt(raw) if raw.strip() else (response.reason_phrase or "no details")
     request_id = request_id or response.headers.get("x-request-id")
-    text = f"{status} from {url}: {message}"
+    text = f"{status} from {url}: {message.rstrip().rstrip('.')}"
     if code and code not in message:
         text += f" ({code})"
-    text = text.rstrip(".") + "."
+    text += "."
     if hint := _hint(status):
         text += " " + hint
     return APIStatusError(
@@ -191,6 +193,12 @@ def _transport_error(exc: httpx.TransportError, prepared: _Prepared) -> RequestE
             url=url,
         )
     reason = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return ConnectError(  # connected, but the connection broke before the answer
+            f"The connection to {url} broke before an answer ({reason}). Try again; if it "
+            "keeps happening, check that base_url is an OpenAI-compatible endpoint.",
+            url=url,
+        )
     return ConnectError(
         f"Could not connect to {url} ({reason}). Check that the server is running and "
         "base_url is right (%chat_config); for the bundled server run `python -m ipychat serve`.",
@@ -239,10 +247,8 @@ class _ClientBase:
         resolved = self.settings.resolve(**overrides)
         return _prepare(resolved, messages, prompt, resolved.url not in self._no_usage_option)
 
-    def _next_attempt(
-        self, error: RequestError, prepared: _Prepared, attempt: int
-    ) -> tuple[_Prepared, float]:
-        """Decide what follows an error before any content: (request to send, wait) or raise."""
+    def _next_attempt(self, error: RequestError, prepared: _Prepared) -> float:
+        """Decide what follows an error before any content: the wait before resending, or raise."""
         if (
             isinstance(error, APIStatusError)
             and _rejects_stream_options(error)
@@ -250,13 +256,14 @@ class _ClientBase:
         ):
             self._no_usage_option.add(prepared.url)
             prepared.body.pop("stream_options")
-            return prepared, 0.0
+            return 0.0
+        prepared.retries += 1
         max_retries = prepared.settings.max_retries
-        delay = _retry_delay(error, attempt, max_retries)
+        delay = _retry_delay(error, prepared.retries, max_retries)
         if delay is None:
             raise error
-        self.on_retry(RetryNotice(attempt, max_retries, delay, str(error).split(". ")[0]))
-        return prepared, delay
+        self.on_retry(RetryNotice(prepared.retries, max_retries, delay, str(error).split(". ")[0]))
+        return delay
 
     @staticmethod
     def _http_request(http: httpx.Client | httpx.AsyncClient, prepared: _Prepared) -> httpx.Request:
@@ -299,6 +306,7 @@ class _EventFeed:
         self.decoder = SSEDecoder()
         self.builder = builder
         self.prepared = prepared
+        self.key = prepared.settings.api_key
 
     def feed(self, data: bytes) -> list[Delta]:
         return self._apply(self.decoder.decode(data))
@@ -309,6 +317,7 @@ class _EventFeed:
     def _apply(self, events: list[Any]) -> list[Delta]:
         deltas = []
         for event in events:
+            event = event._replace(data=_redact(event.data, self.key))
             delta = self.builder.add_event(event, self.prepared.url)
             if delta is not None:
                 deltas.append(delta)
@@ -405,22 +414,17 @@ class ChatClient(_ClientBase):
 
     def _run(self, prepared: _Prepared, out: ReplyStream) -> Iterator[Delta]:
         key = prepared.settings.api_key
-        attempt = 0
         while True:
-            attempt += 1
             try:
                 response = self._http.send(self._http_request(self._http, prepared), stream=True)
             except httpx.TransportError as exc:
-                error = _transport_error(exc, prepared)
-                prepared, delay = self._next_attempt(error, prepared, attempt)
-                self._sleep(delay)
+                self._sleep(self._next_attempt(_transport_error(exc, prepared), prepared))
                 continue
             try:
                 if response.status_code >= 400:
                     response.read()
                     error = _status_error(response, prepared.url, key)
-                    prepared, delay = self._next_attempt(error, prepared, attempt)
-                    self._sleep(delay)
+                    self._sleep(self._next_attempt(error, prepared))
                     continue
                 if not prepared.stream:
                     body = _redact(response.read().decode("utf-8", "replace"), key)
@@ -469,9 +473,11 @@ class AsyncChatClient(_ClientBase):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[RetryNotice], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(settings, on_retry=on_retry)
         self._http = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self._sleep = sleep
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -505,26 +511,19 @@ class AsyncChatClient(_ClientBase):
         return out
 
     async def _run(self, prepared: _Prepared, out: AsyncReplyStream) -> AsyncIterator[Delta]:
-        import asyncio
-
         key = prepared.settings.api_key
-        attempt = 0
         while True:
-            attempt += 1
             try:
                 request = self._http_request(self._http, prepared)
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                error = _transport_error(exc, prepared)
-                prepared, delay = self._next_attempt(error, prepared, attempt)
-                await asyncio.sleep(delay)
+                await self._sleep(self._next_attempt(_transport_error(exc, prepared), prepared))
                 continue
             try:
                 if response.status_code >= 400:
                     await response.aread()
                     error = _status_error(response, prepared.url, key)
-                    prepared, delay = self._next_attempt(error, prepared, attempt)
-                    await asyncio.sleep(delay)
+                    await self._sleep(self._next_attempt(error, prepared))
                     continue
                 if not prepared.stream:
                     body = _redact((await response.aread()).decode("utf-8", "replace"), key)

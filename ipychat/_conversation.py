@@ -156,7 +156,7 @@ class Conversation:
         if history:
             kept = self.messages
             if history_limit is not None:
-                kept = kept[len(kept) - 2 * history_limit :] if history_limit else []
+                kept = kept[-2 * history_limit :] if history_limit else []
             messages += [m.to_wire() for m in kept]
         messages.append({"role": "user", "content": prompt})
         validate_messages(messages)
@@ -262,6 +262,9 @@ class Conversation:
         )
         if raw and raw[-1]["role"] != "assistant":
             raise ConversationError("The conversation ends with a user turn that has no reply.")
+        for index, m in enumerate(raw):
+            if not isinstance(m.get("meta") or {}, dict):
+                raise ConversationError(f"Message {index} has a 'meta' that is not an object.")
         messages = [
             Message(m["role"], m["content"], bool(m.get("incomplete")), dict(m.get("meta") or {}))
             for m in raw

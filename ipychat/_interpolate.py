@@ -17,6 +17,7 @@ from typing import Any
 __all__ = ["interpolate"]
 
 _MISSING = object()
+_MAX_DEPTH = 50  # attributes and items in one reference
 
 
 def _resolve(node: ast.AST, namespace: Mapping[str, Any]) -> Any:
@@ -62,10 +63,10 @@ def _parse_reference(expression: str) -> ast.AST | None:
         return None
     try:
         node: ast.AST = ast.parse(expression, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # deep nesting, NUL bytes
         return None
     tree = node
-    while True:
+    for _ in range(_MAX_DEPTH):  # bounded, so `_resolve` cannot exhaust the stack
         if isinstance(node, ast.Name):
             return tree
         attribute = isinstance(node, ast.Attribute) and not node.attr.startswith("_")
@@ -73,6 +74,7 @@ def _parse_reference(expression: str) -> ast.AST | None:
         if not (attribute or item):
             return None
         node = node.value  # type: ignore[attr-defined]
+    return None
 
 
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:

@@ -34,7 +34,8 @@ def _parser() -> MarkdownIt:
     md.options["highlight"] = _highlight
     md.validateLink = lambda url: bool(SAFE_LINK.match(url.strip()))
 
-    def render_image(tokens: Any, idx: int, options: Any, env: Any) -> str:
+    # markdown-it binds render rules to the renderer, so each rule takes it first.
+    def render_image(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         token = tokens[idx]
         src = str(token.attrGet("src") or "")
         alt = html.escape(token.content or "image")
@@ -42,10 +43,10 @@ def _parser() -> MarkdownIt:
             return f"[image: {alt}]"
         return f'<a href="{html.escape(src)}" rel="noopener noreferrer nofollow">[image: {alt}]</a>'
 
-    def render_link_open(tokens: Any, idx: int, options: Any, env: Any) -> str:
+    def render_link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         tokens[idx].attrSet("rel", "noopener noreferrer nofollow")
         tokens[idx].attrSet("target", "_blank")
-        return md.renderer.renderToken(tokens, idx, options, env)
+        return renderer.renderToken(tokens, idx, options, env)
 
     md.add_render_rule("image", render_image)
     md.add_render_rule("link_open", render_link_open)

@@ -47,6 +47,7 @@ class SSEDecoder:
     def decode(self, data: bytes) -> list[ServerSentEvent]:
         if self._after_cr and data[:1] == b"\n":
             data = data[1:]
+            self._after_cr = False  # that LF is used up: a second one is a line end of its own
         if not data:
             return []
         self._after_cr = data[-1:] == b"\r"
@@ -89,7 +90,9 @@ class SSEDecoder:
         if colon and value[:1] == b" ":
             value = value[1:]
         text = value.decode("utf-8", "replace")
-        if name == b"event":
+        if name == b"data":  # `data` with no colon: an empty data line
+            self._data.append(text)
+        elif name == b"event":
             self._event = text
         elif name == b"id":
             if "\0" not in text:
