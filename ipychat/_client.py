@@ -461,7 +461,14 @@ class AsyncReplyStream(ReplyStream):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop early: the generator's `finally` closes the HTTP response."""
         await self._deltas.aclose()
+
+    def close(self) -> None:
+        raise TypeError("An async stream is closed with `await stream.aclose()`.")
 
 
 class AsyncChatClient(_ClientBase):

@@ -768,3 +768,31 @@ def test_async_retry_and_non_streamed_reply() -> None:
     assert reply.text == "The 'Three-Body Problem'."
     assert len(server.requests) == 3
     assert len(sleeps) == 2 and 0.375 <= sleeps[0] <= 0.5 and 0.75 <= sleeps[1] <= 1.0
+
+
+def test_async_stream_closes_with_aclose():
+    import asyncio
+
+    import httpx
+
+    from ipychat import AsyncChatClient, Settings
+
+    body = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body * 5, headers={"content-type": "text/event-stream"})
+
+    async def main() -> str:
+        settings = Settings()
+        client = AsyncChatClient(settings, transport=httpx.MockTransport(handler))
+        stream = client.stream([{"role": "user", "content": "x"}])
+        async for delta in stream:
+            first = delta.content
+            break
+        await stream.aclose()
+        with pytest.raises(TypeError, match="aclose"):
+            stream.close()
+        await client.aclose()
+        return first
+
+    assert asyncio.run(main()) == "hi"
