@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import getpass
 import html
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from IPython.core.error import UsageError
+from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, observe
@@ -190,7 +191,7 @@ class ChatMagics(Magics):
             options, text = _split_line_magic(self.ipychat, line)
         else:
             options, text = line, cell
-        args = _unquote(parse_argstring(self.ipychat, self._fill(options)))
+        args = _parse(self.ipychat, self._fill(options))
         one_line = cell is None
         try:
             reply = self._chat(args, text, one_line=one_line)
@@ -212,7 +213,8 @@ class ChatMagics(Magics):
         prompt = text if args.no_interpolate or not self.interpolate else self._fill(text)
         prompt = prompt.strip("\n").rstrip()  # the cell's trailing newline is not part of it
         if not prompt.strip():
-            raise UsageError("The cell is empty: write your message below %%chat.")
+            where = "after %chat" if one_line else "below %%chat"
+            raise UsageError(f"The message is empty: write it {where}.")
         conversation = self.sessions.get(args.session)
         if args.new:
             conversation.reset()
@@ -286,7 +288,7 @@ class ChatMagics(Magics):
             options, assignments = "", _split_assignments(line)
         else:
             options, assignments = line, []
-        args = _unquote(parse_argstring(self.ipychat_config, options))
+        args = _parse(self.ipychat_config, options)
         if args.assignments:
             raise UsageError(
                 "Give settings as key=value, e.g. "
@@ -306,7 +308,13 @@ class ChatMagics(Magics):
             self._set(assignments)
             return None
         if args.api_key:
-            key = getpass.getpass("API key (input hidden): ")
+            try:
+                key = getpass.getpass("API key (input hidden): ")
+            except (StdinNotImplementedError, EOFError):
+                raise UsageError(
+                    "This front end cannot ask for input; set the IPYCHAT_API_KEY environment "
+                    "variable or put api_key in the config file instead."
+                ) from None
             if not key.strip():
                 raise UsageError("No key entered; the API key is unchanged.")
             self.settings.set(api_key=key)
@@ -346,7 +354,12 @@ class ChatMagics(Magics):
             print(f"Wrote {len(conversation)} exchanges of {conversation.name!r} to {path}.")
             return None
         if args.load:
-            loaded = Conversation.from_json(Path(args.load).expanduser().read_text("utf-8"))
+            path = Path(args.load).expanduser()
+            try:
+                text = path.read_text("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"{path} is not text; --load needs a JSON export.") from None
+            loaded = Conversation.from_json(text)
             loaded.name = args.session or loaded.name
             self.sessions.add(loaded)
             print(f"Loaded {len(loaded)} exchanges into session {loaded.name!r}.")
@@ -428,6 +441,25 @@ class _HistoryTable(_Table):
         super().__init__(["#", "role", "content"], rows)
 
 
+# An option next to which argparse would echo a value that may be the key (`--api-key=sk-...`).
+_KEY_OPTION = re.compile(r"(?:^|\s)--(?:a|[\w-]*key)")
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """`parse_argstring`, with unbalanced quotes and a misplaced key turned into clear errors."""
+    try:
+        return _unquote(parse_argstring(magic, line))
+    except ValueError as exc:  # from shlex: "No closing quotation"
+        raise UsageError(f"Unbalanced quotes in the options ({exc}); check them.") from None
+    except UsageError:
+        if _KEY_OPTION.search(line):
+            raise UsageError(
+                "Could not read the options; the message is not shown as it may hold the key. "
+                "--api-key takes no value: run %chat_config --api-key alone and type the key."
+            ) from None
+        raise
+
+
 def _unquote(args: Any) -> Any:
     """IPython's argument splitter keeps quotes: `--system "Be brief."` -> `Be brief.`."""
     for name, value in vars(args).items():
@@ -505,8 +537,11 @@ def _split_assignments(line: str) -> list[tuple[str, str]]:
     for part in parts:
         key, eq, value = part.partition("=")
         if not eq or not key.strip().isidentifier():
+            # Next to `api_key= ` the stray word may be the key itself: never echo it then.
+            shown = "a word that is not key=value" if "api_key" in line else repr(part)
             raise UsageError(
-                f"Expected key=value, got {part!r}; e.g. %chat_config model=ops-qwen-turbo."
+                f"Expected key=value, got {shown}; quote values that contain spaces, "
+                "e.g. %chat_config model=ops-qwen-turbo system='Be brief.'."
             )
         assignments.append((key.strip(), value))
     return assignments

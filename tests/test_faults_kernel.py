@@ -1,0 +1,340 @@
+"""Every fault a server or the network can show, driven through a real kernel.
+
+For each fault: the cell ends within its timeout plus the retry budget; the user sees one
+`UsageError` line and no traceback; text that had arrived stays in `_chat` and in the final
+output; the next `%%chat` works and sends correctly alternating roles; retries happen only
+where safe (nothing of the reply had arrived) and each one leaves a 'retrying in' note.
+Only loopback addresses are ever contacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from ipychat import Fault, LocalServer
+
+from .kernel import Execution, Kernel
+
+pytestmark = pytest.mark.kernel
+
+MAX_RETRIES = 1
+RETRY_WAIT = 1.0  # the longest wait before a retry here: backoff (<= 0.5 s) or Retry-After 1
+SLACK = 1.5  # kernel round trips and display work on a slow machine
+PROMPT = "one two three four five"
+FULL = "Echo: one two three four five"
+PARTIAL = "Echo: one "  # the first two chunks: every mid-stream fault here comes after them
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LocalServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def kernel(server, tmp_path_factory):
+    k = Kernel.start(tmp_path_factory.mktemp("kernel"))
+    # The first chat imports httpx, Markdown and widgets: do it before anything is timed.
+    result = k.run(f"%load_ext ipychat\n%chat_config base_url={server.base_url}\n%chat warm")
+    assert result.status == "ok", result.text()
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh(server, kernel):
+    """Each test: an empty default session, a well-behaved server, short timeouts."""
+    server.clear()
+    server.token_delay = 0.0
+    server.first_token_delay = 0.0
+    server.chunk_chars = None
+    configure(kernel, server.base_url)
+    result = kernel.run("import ipychat; ipychat.sessions.clear()")
+    assert result.status == "ok", result.text()
+
+
+def configure(kernel: Kernel, base_url: str, timeout: float = 2.0) -> None:
+    result = kernel.run(
+        f"%chat_config --reset\n"
+        f"%chat_config base_url={base_url} timeout={timeout} max_retries={MAX_RETRIES}"
+    )
+    assert result.status == "ok", result.text()
+
+
+def usage_error(result: Execution) -> str:
+    """The one line a UsageError shows; fails if the cell raised anything else."""
+    content = result.reply["content"]
+    assert content["status"] == "error", result.text()
+    assert content["ename"] == "UsageError", content
+    assert content["traceback"] == [], "a UsageError shows no traceback"
+    assert not result.of_type("error"), "no traceback message reaches the front end"
+    lines = [line for line in result.stderr.splitlines() if line.startswith("UsageError")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def retry_notes(result: Execution) -> list[str]:
+    """The 'retrying in' notes; stderr holds nothing else but the one error line."""
+    lines = result.stderr.splitlines()
+    notes = [line for line in lines if line.startswith("ipychat: ") and "retrying in" in line]
+    others = [line for line in lines if line not in notes and not line.startswith("UsageError")]
+    assert not others, result.stderr
+    return notes
+
+
+def assert_alternating(messages: list[dict]) -> None:
+    roles = [m["role"] for m in messages]
+    assert roles == ["user", "assistant"] * (len(roles) // 2) + ["user"], roles
+    assert all(m["content"].strip() for m in messages), messages
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port nothing listens on: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    yield port
+
+
+@contextlib.contextmanager
+def blackhole_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full: a connect gets no answer (connect timeout).
+
+    The listener has backlog 0 and never accepts; one connection fills its queue, so Linux
+    drops every further SYN, exactly as a firewall that drops packets would.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(2):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        with socket.socket() as probe:
+            probe.settimeout(0.3)
+            try:
+                probe.connect(("127.0.0.1", port))
+            except TimeoutError:
+                pass
+            else:
+                pytest.skip("this system accepts connections past a full backlog")
+        yield port
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    faults: tuple[Fault, ...] = ()
+    error: str | None = None  # part of the one UsageError line; None: the cell succeeds
+    partial: str | None = None  # text that had arrived before the fault and must be kept
+    requests: int | None = 1  # requests the server saw for the cell (None: not our server)
+    retries: int = 0  # 'retrying in' notes
+    timeout: float = 2.0
+    options: str = ""
+    endpoint: str = ""  # "refused" or "blackhole": a loopback address that is not the server
+    note: str = ""  # part of the retry note
+
+
+URL = "{url}"  # replaced by the server's chat completions URL
+
+ERROR_SHAPES = {
+    "openai": (
+        lambda s: {"error": {"message": f"Bad {s}", "type": "invalid_request_error", "code": "c"}},
+        "Bad {status} (c).",
+    ),
+    "flat": (
+        lambda s: {
+            "request_id": "r-1",
+            "latency": 3,
+            "code": "InvalidParameter",
+            "message": f"Bad {s}",
+        },
+        "Bad {status} (InvalidParameter).",
+    ),
+    "fastapi": (lambda s: {"detail": f"Bad {s}"}, "Bad {status}."),
+}
+HINTS = {
+    400: "Check the parameters with %chat_config.",
+    401: "Check api_key with %chat_config.",
+    403: "Check api_key and that it may use this model.",
+    404: "Check base_url and model with %chat_config.",
+    500: "The server failed; try again later.",
+}
+
+
+def status_cases() -> list[Case]:
+    cases = []
+    for status, hint in HINTS.items():
+        retried = status >= 500  # a server error may pass; a client error will not
+        for shape, (body, message) in ERROR_SHAPES.items():
+            text = message.format(status=status)
+            cases.append(
+                Case(
+                    f"{status}-{shape}",
+                    (Fault("status", status=status, body=body(status), times=1 + retried),),
+                    error=f"UsageError: {status} from {URL}: {text} {hint}",
+                    requests=1 + retried,
+                    retries=int(retried),
+                )
+            )
+    return cases
+
+
+CASES = [
+    Case("connection-refused", error="Could not connect to", requests=None, retries=1,
+         endpoint="refused"),
+    Case("connect-timeout", error="within 1 s (connect timeout)", requests=None, retries=1,
+         timeout=1.0, endpoint="blackhole"),
+    Case("read-timeout", (Fault("hang", seconds=4, times=2),), error="within 1 s (read timeout)",
+         requests=2, retries=1, timeout=1.0),
+    Case("read-timeout-then-answer", (Fault("hang", seconds=4),), requests=2, retries=1,
+         timeout=1.0),
+    Case("stall-midway", (Fault("stall", after_chunks=2, seconds=3),),
+         error="stalled (no data for 1 s) after part of the reply", partial=PARTIAL, timeout=1.0),
+    Case("drop-midway", (Fault("drop", after_chunks=2),), error="was cut off after part",
+         partial=PARTIAL),
+    Case("drop-before-text", (Fault("drop"),), error="was cut off before any reply"),
+    Case("drop-no-stream-retried", (Fault("drop"),), requests=2, retries=1,
+         options="--no-stream"),
+    Case("drop-no-stream-twice", (Fault("drop", times=2),), error="broke before an answer",
+         requests=2, retries=1, options="--no-stream"),
+    Case("truncated-json", (Fault("truncated_json", after_chunks=2),),
+         error="ended after part of the reply", partial=PARTIAL),
+    Case("non-json-data-line", (Fault("bad_data", after_chunks=2),)),
+    Case("non-json-body-no-stream", (Fault("bad_data"),),
+         error="200 from {url}, but the body is not JSON: this is not json.",
+         options="--no-stream"),
+    Case("error-event", (Fault("error_event", after_chunks=2),),
+         error="error in the stream from {url}: Injected stream error (stream_error).",
+         partial=PARTIAL),
+    Case("html-502", (Fault("html", times=2),),
+         error="UsageError: 502 from {url}: 502 Bad Gateway. The server failed; try again later.",
+         requests=2, retries=1),
+    Case("empty-200-stream", (Fault("empty"),), error="ended before any reply"),
+    Case("empty-200-no-stream", (Fault("empty"),), error="but the body is not JSON: an empty body",
+         options="--no-stream"),
+    Case("no-done", (Fault("no_done"),)),
+    Case("429-retry-after", (Fault("status", status=429, headers={"Retry-After": "1"}),),
+         requests=2, retries=1, note="retrying in 1.0 s"),
+    Case("429-retry-after-ms", (Fault("status", status=429, headers={"retry-after-ms": "300"}),),
+         requests=2, retries=1, note="retrying in 0.3 s"),
+    Case("429-retry-after-too-long",
+         (Fault("status", status=429, headers={"Retry-After": "120"}),),
+         error="429 from {url}: Injected error (injected). Rate limited", requests=1),
+    Case("503-then-answer", (Fault("status", status=503),), requests=2, retries=1),
+    *status_cases(),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fault(kernel, server, case: Case):
+    assert kernel.run("%%chat\nwarm up").status == "ok"
+    url = f"{server.base_url}/chat/completions"
+    with contextlib.ExitStack() as stack:
+        base_url = server.base_url
+        if case.endpoint:
+            make = refused_port if case.endpoint == "refused" else blackhole_port
+            port = stack.enter_context(make())
+            base_url = url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        configure(kernel, base_url, case.timeout)
+        server.clear()
+        for fault in case.faults:
+            server.push_fault(fault)
+        result = kernel.run(f"%%chat {case.options}\n{PROMPT}")
+
+    budget = case.timeout * (MAX_RETRIES + 1) + RETRY_WAIT * MAX_RETRIES + SLACK
+    assert result.wall < budget, f"took {result.wall:.1f} s, budget {budget:.1f} s"
+    notes = retry_notes(result)
+    assert len(notes) == case.retries, notes
+    assert all(case.note in n for n in notes), notes
+    if case.requests is not None:
+        assert len(server.requests) == case.requests, "retried only where safe"
+        assert all(r.body == server.requests[0].body for r in server.requests), "resent as is"
+    final = result.bundles()[-1] if result.bundles() else {}
+
+    if case.error is None:
+        assert result.status == "ok", result.text()
+        assert kernel.value("_chat.text") == FULL
+        assert kernel.value("_chat.complete") is True
+        assert final["text/plain"].startswith(FULL)
+    else:
+        line = usage_error(result)
+        assert case.error.replace(URL, url) in line, line
+        assert "\n" not in line
+        if case.partial:
+            assert f"kept the partial reply ({len(case.partial)} characters) in _chat" in line
+            assert kernel.value("_chat.text") == case.partial
+            assert kernel.value("_chat.complete") is False
+            assert final["text/plain"].startswith(case.partial), "the text stays visible"
+            assert "incomplete" in final["text/plain"]
+            assert case.partial.strip() in final["text/html"]
+        else:
+            assert final.get("text/plain", "") == "", "no empty reply is left behind"
+
+    if case.endpoint:
+        configure(kernel, server.base_url)
+    server.clear()
+    after = kernel.run("%%chat\nnext")
+    assert after.status == "ok", after.text()
+    assert len(server.requests) == 1
+    sent = server.requests[0].body["messages"]
+    assert_alternating(sent)
+    kept = FULL if case.error is None else case.partial
+    expected = ["warm up", "Echo: warm up"]
+    if kept:
+        expected += [PROMPT, kept]
+    assert [m["content"] for m in sent] == [*expected, "next"]
+
+
+def test_non_json_data_line_is_noted_on_the_reply(kernel, server):
+    server.push_fault(Fault("bad_data", after_chunks=2))
+    assert kernel.run(f"%%chat\n{PROMPT}").status == "ok"
+    assert kernel.value("_chat.warnings") == [
+        "Skipped a data line that is not JSON: 'this is not json'"
+    ]
+
+
+def test_one_megabyte_reply_arrives_whole_and_coalesced(kernel, server):
+    words = 100_000
+    expected_len = 10 * words - 1  # 'abcdefghi' and a space, a million characters
+    result = kernel.run(f"%%chat\n/repeat {words} abcdefghi", timeout=60)
+    assert result.status == "ok", result.text()
+    check = f"_chat.text == ' '.join(['abcdefghi'] * {words}) and len(_chat.text)"
+    assert kernel.value(check) == expected_len
+    assert kernel.value("_chat.complete") is True
+    assert kernel.value("_chat.usage.completion_tokens") == words
+    widget_updates = len(result.of_type("comm_msg"))
+    assert widget_updates <= 20 * result.wall + 2, (widget_updates, result.wall)
+    assert len(result.of_type("update_display_data")) == 1, "one final static output"
+    final = result.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
+    assert final.startswith("abcdefghi abcdefghi") and len(final) > expected_len
+
+
+def test_one_character_trickle(kernel, server):
+    server.chunk_chars = 1
+    server.token_delay = 0.004
+    result = kernel.run("%%chat\n/repeat 40 tick")
+    assert result.status == "ok", result.text()
+    text = " ".join(["tick"] * 40)
+    assert kernel.value("_chat.text") == text
+    assert kernel.value("_chat.usage.completion_tokens") == len(text)
+    widget_updates = len(result.of_type("comm_msg"))
+    assert widget_updates <= 20 * result.wall + 2, (widget_updates, result.wall)
+    assert widget_updates < len(text) / 2, "characters are batched into updates"
+    assert result.of_type("update_display_data")[-1]["content"]["data"]["text/plain"].startswith(
+        text
+    )
