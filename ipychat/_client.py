@@ -434,12 +434,13 @@ class ChatClient(_ClientBase):
                 feed = _EventFeed(out._builder, prepared)
                 try:
                     for data in response.iter_bytes():
-                        yield from feed.feed(data)
-                        if out._builder.done:
-                            break
-                    yield from feed.end()
+                        if not out._builder.done:  # after [DONE], read on to reuse the connection
+                            yield from feed.feed(data)
+                    if not out._builder.done:
+                        yield from feed.end()
                 except httpx.TransportError as exc:
-                    raise feed.broken(exc) from None
+                    if not out._builder.done:
+                        raise feed.broken(exc) from None
                 out._reply = self._finish(out._builder, prepared)
                 return
             finally:
@@ -541,14 +542,15 @@ class AsyncChatClient(_ClientBase):
                 feed = _EventFeed(out._builder, prepared)
                 try:
                     async for data in response.aiter_bytes():
-                        for delta in feed.feed(data):
+                        if not out._builder.done:  # after [DONE], read on to reuse the connection
+                            for delta in feed.feed(data):
+                                yield delta
+                    if not out._builder.done:
+                        for delta in feed.end():
                             yield delta
-                        if out._builder.done:
-                            break
-                    for delta in feed.end():
-                        yield delta
                 except httpx.TransportError as exc:
-                    raise feed.broken(exc) from None
+                    if not out._builder.done:
+                        raise feed.broken(exc) from None
                 out._reply = self._finish(out._builder, prepared)
                 return
             finally:

@@ -564,6 +564,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (Ctrl-C, a dropped stream) is normal here, not worth a trace."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | OSError):
+            super().handle_error(request, client_address)
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the host name up (getfqdn), which can stall offline.
         socketserver.TCPServer.server_bind(self)

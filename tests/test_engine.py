@@ -72,3 +72,16 @@ def test_chat_taken_by_another_extension_keeps_aliases(capsys):
     finally:
         shell.run_line_magic("unload_ext", "ipychat")
         InteractiveShell.clear_instance()
+
+
+def test_streamed_replies_reuse_one_connection():
+    from ipychat import ChatClient, Settings, serve
+
+    with serve() as server:
+        settings = Settings()
+        settings.set(base_url=server.base_url)
+        with ChatClient(settings) as client:
+            texts = [client.send([{"role": "user", "content": f"n{i}"}]).text for i in range(3)]
+            pool = client._http._transport._pool  # httpx internals: the open connections
+            assert len(pool.connections) == 1, "the body's end is read after [DONE]"
+    assert texts == ["Echo: n0", "Echo: n1", "Echo: n2"]
