@@ -145,11 +145,16 @@ class WidgetView(HTMLView):
 
     def finish(self, reply: Reply, *, keep: bool = True) -> None:
         super().finish(reply, keep=keep)
-        self.widget.close()
+        self._close()
 
     def discard(self) -> None:
         super().discard()
-        self.widget.close()
+        self._close()
+
+    def _close(self) -> None:
+        """Close the widget and the layout and style it made, so none is left in the kernel."""
+        for widget in (self.widget, self.widget.layout, self.widget.style):
+            widget.close()
 
 
 class TextView:
