@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from ._config import Secret, redact
 from ._errors import StreamError
 from ._reply import Reply, Usage
 from ._sse import ServerSentEvent
@@ -20,9 +20,11 @@ from ._sse import ServerSentEvent
 __all__ = ["Delta", "ReplyBuilder", "error_details"]
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
-    """New text from one chunk: answer `content` and, apart from it, `reasoning`."""
+class Delta(NamedTuple):
+    """New text from one chunk: answer `content` and, apart from it, `reasoning`.
+
+    A named tuple, not a dataclass: one is made per chunk, and this is the cheapest value type.
+    """
 
     content: str = ""
     reasoning: str = ""
@@ -58,7 +60,14 @@ def _str_or_none(value: object) -> str | None:
 class ReplyBuilder:
     """Accumulates one reply from streamed events or a whole completion body."""
 
-    def __init__(self, *, prompt: str = "", params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        prompt: str = "",
+        params: dict[str, Any] | None = None,
+        secret: Secret | None = None,
+    ) -> None:
+        self.secret = secret  # masked in any server text kept in warnings or errors
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.text_parts: list[str] = []
@@ -88,26 +97,31 @@ class ReplyBuilder:
         except ValueError:
             if event.event == "error":
                 self._raise_stream_error({"error": {"message": data}}, url)
-            self.warnings.append(f"Skipped a data line that is not JSON: {data[:80]!r}")
+            self._warn(f"Skipped a data line that is not JSON: {data[:80]!r}")
             return None
         if not isinstance(chunk, dict):
             if event.event == "error":  # e.g. `error: "context overflow"`
                 self._raise_stream_error({"error": {"message": str(chunk)}}, url)
-            self.warnings.append(f"Skipped a data line that is not a JSON object: {data[:80]!r}")
+            self._warn(f"Skipped a data line that is not a JSON object: {data[:80]!r}")
             return None
         if event.event == "error" or "error" in chunk:
             self._raise_stream_error(chunk, url)
         return self.add_chunk(chunk)
 
     def add_chunk(self, chunk: dict[str, Any]) -> Delta | None:
-        self._take_metadata(chunk)
+        # The hot path of streaming: one call per chunk, so it reads each field once.
+        if self.id is None:
+            self._take_metadata(chunk)
+        if chunk.get("usage"):
+            self.usage = Usage.from_json(chunk["usage"]) or self.usage
         content = reasoning = ""
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
             content = delta.get("content") or ""
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            if "reasoning_content" in delta or "reasoning" in delta:
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         if not (content or reasoning):
@@ -123,6 +137,7 @@ class ReplyBuilder:
     def add_completion(self, body: dict[str, Any]) -> None:
         """Apply a whole non-streaming `chat.completion` body."""
         self._take_metadata(body)
+        self.usage = Usage.from_json(body.get("usage")) or self.usage
         choices = body.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
@@ -142,12 +157,15 @@ class ReplyBuilder:
             self.model = str(chunk["model"])
         if self.created is None and isinstance(chunk.get("created"), int):
             self.created = chunk["created"]
-        usage = Usage.from_json(chunk.get("usage"))
-        if usage is not None:
-            self.usage = usage
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(redact(text, self.secret))
 
     def _raise_stream_error(self, chunk: dict[str, Any], url: str) -> None:
-        message, code, request_id = error_details(chunk)
+        # Servers may echo the request's headers, so every field is masked, not just the text.
+        message, code, request_id = (
+            None if part is None else redact(part, self.secret) for part in error_details(chunk)
+        )
         message = (message or "no message").rstrip().rstrip(".")
         text = f"The server sent an error in the stream from {url}: {message}"
         if code:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from ._chunks import Delta, ReplyBuilder, error_details
-from ._config import ResolvedSettings, Secret, Settings
+from ._config import ResolvedSettings, Secret, Settings, redact
 from ._errors import APIStatusError, ConnectError, RequestError, StreamError, TimeoutError
 from ._reply import Reply
 from ._sse import SSEDecoder
@@ -65,10 +65,10 @@ class _Prepared:
     headers: dict[str, str] = field(repr=False)  # holds the key in Authorization
     prompt: str
     retries: int = 0  # retries made so far (the stream_options fallback is not one)
+    url: str = field(init=False)
 
-    @property
-    def url(self) -> str:
-        return self.settings.url
+    def __post_init__(self) -> None:
+        self.url = self.settings.url  # computed once: it is read for every event
 
     @property
     def stream(self) -> bool:
@@ -97,15 +97,6 @@ def _prepare(
     if resolved.stream:
         headers["Accept"] = "text/event-stream"
     return _Prepared(resolved, body, headers, prompt)
-
-
-def _redact(text: str, key: Secret | None) -> str:
-    """Remove the key from text a server sent back (some echo request headers in errors)."""
-    if key:
-        secret = key.reveal()
-        if len(secret) >= 4 and secret in text:
-            text = text.replace(secret, key.masked())
-    return text
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
@@ -158,7 +149,7 @@ def retry_after(headers: httpx.Headers) -> float | None:
 
 def _status_error(response: httpx.Response, url: str, key: Secret | None) -> APIStatusError:
     status = response.status_code
-    raw = _redact(response.text, key)
+    raw = redact(response.text, key)
     try:
         body: object = json.loads(raw)
     except ValueError:
@@ -222,6 +213,12 @@ def _retry_delay(error: RequestError, attempt: int, max_retries: int) -> float |
 
 def _rejects_stream_options(error: APIStatusError) -> bool:
     return error.status in (400, 422) and "stream_options" in str(error)
+
+
+def _builder(prepared: _Prepared) -> ReplyBuilder:
+    return ReplyBuilder(
+        prompt=prepared.prompt, params=prepared.reply_params(), secret=prepared.settings.api_key
+    )
 
 
 def _incomplete_error(builder: ReplyBuilder, prepared: _Prepared, why: str) -> StreamError:
@@ -316,9 +313,9 @@ class _EventFeed:
 
     def _apply(self, events: list[Any]) -> list[Delta]:
         deltas = []
+        add_event, url = self.builder.add_event, self.prepared.url
         for event in events:
-            event = event._replace(data=_redact(event.data, self.key))
-            delta = self.builder.add_event(event, self.prepared.url)
+            delta = add_event(event, url)
             if delta is not None:
                 deltas.append(delta)
         return deltas
@@ -408,7 +405,7 @@ class ChatClient(_ClientBase):
     ) -> ReplyStream:
         """Start a request; iterate the result for deltas (a non-streaming call yields one)."""
         prepared = self._prepare(messages, prompt, overrides)
-        out = ReplyStream(ReplyBuilder(prompt=prompt, params=prepared.reply_params()))
+        out = ReplyStream(_builder(prepared))
         out._deltas = self._run(prepared, out)
         return out
 
@@ -427,7 +424,7 @@ class ChatClient(_ClientBase):
                     self._sleep(self._next_attempt(error, prepared))
                     continue
                 if not prepared.stream:
-                    body = _redact(response.read().decode("utf-8", "replace"), key)
+                    body = redact(response.read().decode("utf-8", "replace"), key)
                     out._reply = self._completion(body, out._builder, prepared)
                     yield from _whole(out._reply)
                     return
@@ -514,7 +511,7 @@ class AsyncChatClient(_ClientBase):
         self, messages: list[dict[str, str]], *, prompt: str = "", **overrides: Any
     ) -> AsyncReplyStream:
         prepared = self._prepare(messages, prompt, overrides)
-        out = AsyncReplyStream(ReplyBuilder(prompt=prompt, params=prepared.reply_params()))
+        out = AsyncReplyStream(_builder(prepared))
         out._deltas = self._run(prepared, out)
         return out
 
@@ -534,7 +531,7 @@ class AsyncChatClient(_ClientBase):
                     await self._sleep(self._next_attempt(error, prepared))
                     continue
                 if not prepared.stream:
-                    body = _redact((await response.aread()).decode("utf-8", "replace"), key)
+                    body = redact((await response.aread()).decode("utf-8", "replace"), key)
                     out._reply = self._completion(body, out._builder, prepared)
                     for delta in _whole(out._reply):
                         yield delta

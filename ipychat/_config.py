@@ -99,6 +99,15 @@ _ENV_VARS = {
 _SHOW_LIMIT = 60
 
 
+def redact(text: str, key: Secret | None) -> str:
+    """Mask the key in text a server sent back (some echo request headers in errors)."""
+    if key:
+        secret = key.reveal()
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, key.masked())
+    return text
+
+
 class Secret:
     """An API key that masks itself everywhere except `reveal()`.
 

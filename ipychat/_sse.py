@@ -58,8 +58,19 @@ class SSEDecoder:
         lines = data.split(b"\n")
         self._pending = lines.pop()
         events: list[ServerSentEvent] = []
+        data = self._data
         for line in lines:
-            self._process_line(line, events)
+            if line[:5] == b"data:":  # the hot path: one data line, then a blank line
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data.append(value.decode("utf-8", "replace"))
+            elif not line and data:
+                events.append(
+                    ServerSentEvent(self._event or "message", "\n".join(data), self._last_id)
+                )
+                data.clear()
+                self._event = ""
+            else:
+                self._process_line(line, events)
         return events
 
     def flush(self) -> list[ServerSentEvent]:
@@ -81,7 +92,7 @@ class SSEDecoder:
                 events.append(
                     ServerSentEvent(self._event or "message", "\n".join(self._data), self._last_id)
                 )
-            self._data = []
+            self._data.clear()
             self._event = ""
             return
         if line[:1] == b":":
