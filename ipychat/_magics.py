@@ -28,63 +28,55 @@ from ._errors import ChatError, ConfigError
 
 __all__ = ["ChatMagics", "load", "unload"]
 
-# Options of %%chat that are per-call settings: option dest -> setting name.
-OVERRIDES = {
-    "model": "model",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_tokens",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "stop": "stop",
-}
+# Options of %%chat that are per-call settings (the option's dest is the setting's name).
+OVERRIDES = (
+    "model",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+)
+# Settings mirrored as traitlets, for `%config ChatMagics.x = ...` and ipython_config.py.
+# The API key is left out on purpose: a key in a config cell would be saved with the notebook.
+TRAIT_SETTINGS = (
+    *OVERRIDES,
+    "base_url",
+    "system",
+    "stream",
+    "timeout",
+    "max_retries",
+    "history_limit",
+    "extra_body",
+    "extra_headers",
+)
 
 
-def _setting_trait(trait: Any, key: str) -> Any:
-    return trait.tag(config=True, setting=key)
+def _setting(trait_type: Any, help: str, **kwargs: Any) -> Any:
+    """A trait mirrored into `Settings`; None means "not set here" (defaults, file, env rule)."""
+    return trait_type(default_value=None, allow_none=True, help=help, **kwargs).tag(config=True)
 
 
 @magics_class
 class ChatMagics(Magics):
     """Chat with an OpenAI-compatible model. Settings here mirror `%chat_config`."""
 
-    base_url = _setting_trait(
-        Unicode(None, allow_none=True, help="Endpoint prefix (…/v1)."), "base_url"
-    )
-    model = _setting_trait(Unicode(None, allow_none=True, help="Model name to request."), "model")
-    system = _setting_trait(Unicode(None, allow_none=True, help="Default system prompt."), "system")
-    temperature = _setting_trait(Float(None, allow_none=True, help="0 <= t < 2."), "temperature")
-    top_p = _setting_trait(Float(None, allow_none=True, help="0 < p <= 1."), "top_p")
-    max_tokens = _setting_trait(
-        Int(None, allow_none=True, help="Reply length limit."), "max_tokens"
-    )
-    presence_penalty = _setting_trait(
-        Float(None, allow_none=True, help="-2..2."), "presence_penalty"
-    )
-    frequency_penalty = _setting_trait(
-        Float(None, allow_none=True, help="-2..2."), "frequency_penalty"
-    )
-    stop = _setting_trait(
-        Union(
-            [Unicode(), List(Unicode())],
-            default_value=None,
-            allow_none=True,
-            help="Stop sequence(s).",
-        ),
-        "stop",
-    )
-    stream = _setting_trait(Bool(None, allow_none=True, help="Stream replies."), "stream")
-    timeout = _setting_trait(Float(None, allow_none=True, help="Seconds to wait."), "timeout")
-    max_retries = _setting_trait(Int(None, allow_none=True, help="Retries."), "max_retries")
-    history_limit = _setting_trait(
-        Int(None, allow_none=True, help="Send only the last N exchanges."), "history_limit"
-    )
-    extra_body = _setting_trait(
-        Dict(None, allow_none=True, help="Extra body fields."), "extra_body"
-    )
-    extra_headers = _setting_trait(
-        Dict(None, allow_none=True, help="Extra HTTP headers."), "extra_headers"
-    )
+    base_url = _setting(Unicode, "Endpoint prefix to which /chat/completions is appended.")
+    model = _setting(Unicode, "Model name to request.")
+    system = _setting(Unicode, "System prompt for sessions that have none of their own.")
+    temperature = _setting(Float, "Sampling temperature, 0 <= t < 2.")
+    top_p = _setting(Float, "Nucleus sampling, 0 < p <= 1.")
+    max_tokens = _setting(Int, "Maximum tokens to generate.")
+    presence_penalty = _setting(Float, "-2 to 2.")
+    frequency_penalty = _setting(Float, "-2 to 2.")
+    stop = _setting(Union, "Stop sequence(s).", trait_types=[Unicode(), List(Unicode())])
+    stream = _setting(Bool, "Stream replies as they are generated.")
+    timeout = _setting(Float, "Seconds to wait for the server.")
+    max_retries = _setting(Int, "Retries on connection errors, 408, 409, 429 and 5xx.")
+    history_limit = _setting(Int, "Send only the last N exchanges.")
+    extra_body = _setting(Dict, "Provider-specific body fields, e.g. {'enable_search': True}.")
+    extra_headers = _setting(Dict, "Extra HTTP headers.")
     display_mode = Enum(
         ["auto", "widget", "html", "text"],
         "auto",
@@ -100,17 +92,7 @@ class ChatMagics(Magics):
         super().__init__(shell=shell, **kwargs)
 
     # -- traitlets <-> settings ----------------------------------------------------------------
-    @trait_validate(
-        *OVERRIDES.values(),
-        "base_url",
-        "system",
-        "stream",
-        "timeout",
-        "max_retries",
-        "history_limit",
-        "extra_body",
-        "extra_headers",
-    )
+    @trait_validate(*TRAIT_SETTINGS)
     def _check_setting(self, proposal: Any) -> Any:
         if proposal["value"] is None:
             return None
@@ -120,17 +102,7 @@ class ChatMagics(Magics):
             raise TraitError(str(exc)) from None
         return proposal["value"]
 
-    @observe(
-        *OVERRIDES.values(),
-        "base_url",
-        "system",
-        "stream",
-        "timeout",
-        "max_retries",
-        "history_limit",
-        "extra_body",
-        "extra_headers",
-    )
+    @observe(*TRAIT_SETTINGS)
     def _setting_changed(self, change: Any) -> None:
         if getattr(self, "_syncing", False):
             return
@@ -143,7 +115,7 @@ class ChatMagics(Magics):
         """After %chat_config changed settings, show the same values through %config."""
         self._syncing = True
         try:
-            for name in self.trait_names(setting=lambda key: key is not None):
+            for name in TRAIT_SETTINGS:
                 value = self.settings.get(name) if self.settings.source(name) != "default" else None
                 self.set_trait(name, value)
         finally:
@@ -202,11 +174,7 @@ class ChatMagics(Magics):
     def _chat(self, args: Any, text: str, *, one_line: bool) -> Any:
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o needs a variable name, got {args.out!r}.")
-        overrides = {
-            key: getattr(args, dest)
-            for dest, key in OVERRIDES.items()
-            if getattr(args, dest) is not None
-        }
+        overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
         if args.no_stream:
             overrides["stream"] = False
         resolved = self.settings.resolve(**overrides)  # refuses bad values before anything else
