@@ -141,3 +141,23 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+
+def usage_error(result: Execution) -> str:
+    """The one line a UsageError shows; fails if the cell raised anything else."""
+    content = result.reply["content"]
+    assert content["status"] == "error", result.text()
+    assert content["ename"] == "UsageError", content
+    assert content["traceback"] == [], "a UsageError shows no traceback"
+    assert not result.of_type("error"), "no traceback message reaches the front end"
+    lines = [line for line in result.stderr.splitlines() if line.startswith("UsageError")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def chat_kernel(home: Path, base_url: str, setup: str = "") -> Kernel:
+    """A kernel with ipychat loaded and pointed at `base_url` (plus any `setup` lines)."""
+    kernel = Kernel.start(home)
+    result = kernel.run(f"%load_ext ipychat\n%chat_config base_url={base_url}\n{setup}")
+    assert result.status == "ok", result.text()
+    return kernel

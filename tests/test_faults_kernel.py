@@ -18,7 +18,7 @@ import pytest
 
 from ipychat import Fault, LocalServer
 
-from .kernel import Execution, Kernel
+from .kernel import Execution, Kernel, chat_kernel, usage_error
 
 pytestmark = pytest.mark.kernel
 
@@ -38,10 +38,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server, tmp_path_factory):
-    k = Kernel.start(tmp_path_factory.mktemp("kernel"))
     # The first chat imports httpx, Markdown and widgets: do it before anything is timed.
-    result = k.run(f"%load_ext ipychat\n%chat_config base_url={server.base_url}\n%chat warm")
-    assert result.status == "ok", result.text()
+    k = chat_kernel(tmp_path_factory.mktemp("kernel"), server.base_url, "%chat warm")
     yield k
     k.shutdown()
 
@@ -64,18 +62,6 @@ def configure(kernel: Kernel, base_url: str, timeout: float = 2.0) -> None:
         f"%chat_config base_url={base_url} timeout={timeout} max_retries={MAX_RETRIES}"
     )
     assert result.status == "ok", result.text()
-
-
-def usage_error(result: Execution) -> str:
-    """The one line a UsageError shows; fails if the cell raised anything else."""
-    content = result.reply["content"]
-    assert content["status"] == "error", result.text()
-    assert content["ename"] == "UsageError", content
-    assert content["traceback"] == [], "a UsageError shows no traceback"
-    assert not result.of_type("error"), "no traceback message reaches the front end"
-    lines = [line for line in result.stderr.splitlines() if line.startswith("UsageError")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def retry_notes(result: Execution) -> list[str]:

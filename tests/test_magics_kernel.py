@@ -9,7 +9,7 @@ import pytest
 
 from ipychat import Fault, LocalServer
 
-from .kernel import Execution, Kernel
+from .kernel import chat_kernel, usage_error
 
 pytestmark = pytest.mark.kernel
 
@@ -24,9 +24,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server, tmp_path_factory):
-    k = Kernel.start(tmp_path_factory.mktemp("kernel"))
-    result = k.run(f"%load_ext ipychat\n%chat_config base_url={server.base_url}")
-    assert result.status == "ok", result.text()
+    k = chat_kernel(tmp_path_factory.mktemp("kernel"), server.base_url)
     yield k
     k.shutdown()
 
@@ -42,18 +40,6 @@ def fresh(server, kernel):
         "import ipychat; ipychat.sessions.clear()"
     )
     assert result.status == "ok", result.text()
-
-
-def usage_error(result: Execution) -> str:
-    """The one line a UsageError shows; fails if the cell raised anything else."""
-    content = result.reply["content"]
-    assert content["status"] == "error", result.text()
-    assert content["ename"] == "UsageError", content
-    assert content["traceback"] == [], "a UsageError shows no traceback"
-    assert not result.of_type("error"), "no traceback message reaches the front end"
-    lines = [line for line in result.stderr.splitlines() if line.startswith("UsageError")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_streams_into_a_widget_then_leaves_static_html(kernel, server):
