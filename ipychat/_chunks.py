@@ -19,6 +19,8 @@ from ._sse import ServerSentEvent
 
 __all__ = ["Delta", "ReplyBuilder", "error_details"]
 
+_decode_json = json.JSONDecoder().decode  # json.loads minus its per-call argument checks
+
 
 class Delta(NamedTuple):
     """New text from one chunk: answer `content` and, apart from it, `reasoning`.
@@ -93,7 +95,7 @@ class ReplyBuilder:
             self.done = True
             return None
         try:
-            chunk = json.loads(data)
+            chunk = _decode_json(data)
         except ValueError:
             if event.event == "error":
                 self._raise_stream_error({"error": {"message": data}}, url)

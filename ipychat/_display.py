@@ -9,7 +9,7 @@ Three views, one interface (`update` per delta, `finish` with the final reply, `
 - `HTMLView`: the same without widgets, by updating the display id itself.
 - `TextView` (terminal IPython, scripts): text printed as it arrives, then a newline.
 
-Updates are coalesced by time (`rate` per second at most, and never more than a fifth of the
+Updates are coalesced by time (`rate` per second at most, and never more than a tenth of the
 time spent rendering), because the kernel drops iopub messages past 1,000 queued and the
 Jupyter server drops traffic above 1,000 messages a second. The final content is always exact.
 All HTML comes from `_render`, which never lets model text through as markup.
@@ -63,7 +63,7 @@ class _Coalescing:
         if now >= self.next_render:
             self._render_partial()
             spent = time.perf_counter() - now
-            self.next_render = now + max(self.interval, 4 * spent)
+            self.next_render = now + max(self.interval, 9 * spent)
 
     def partial(self) -> Reply:
         return Reply(
