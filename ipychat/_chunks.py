@@ -19,6 +19,7 @@ from ._sse import ServerSentEvent
 
 __all__ = ["Delta", "ReplyBuilder", "error_details"]
 
+_new_tuple = tuple.__new__
 _decode_json = json.JSONDecoder().decode  # json.loads minus its per-call argument checks
 
 
@@ -134,7 +135,7 @@ class ReplyBuilder:
             self.text_parts.append(content)
         if reasoning:
             self.reasoning_parts.append(reasoning)
-        return Delta(content, reasoning)
+        return _new_tuple(Delta, (content, reasoning))  # once per chunk: skip NamedTuple.__new__
 
     def add_completion(self, body: dict[str, Any]) -> None:
         """Apply a whole non-streaming `chat.completion` body."""

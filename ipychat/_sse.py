@@ -25,6 +25,9 @@ class ServerSentEvent(NamedTuple):
     id: str = ""
 
 
+_new_tuple = tuple.__new__  # builds a named tuple without its Python-level __new__: per event
+
+
 class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events completed so far.
 
@@ -58,16 +61,15 @@ class SSEDecoder:
         lines = data.split(b"\n")
         self._pending = lines.pop()
         events: list[ServerSentEvent] = []
-        data = self._data
+        buffered = self._data
         for line in lines:
             if line[:5] == b"data:":  # the hot path: one data line, then a blank line
                 value = line[6:] if line[5:6] == b" " else line[5:]
-                data.append(value.decode("utf-8", "replace"))
-            elif not line and data:
-                events.append(
-                    ServerSentEvent(self._event or "message", "\n".join(data), self._last_id)
-                )
-                data.clear()
+                buffered.append(value.decode("utf-8", "replace"))
+            elif not line and buffered:
+                fields = (self._event or "message", "\n".join(buffered), self._last_id)
+                events.append(_new_tuple(ServerSentEvent, fields))  # skips NamedTuple's __new__
+                buffered.clear()
                 self._event = ""
             else:
                 self._process_line(line, events)
