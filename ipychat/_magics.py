@@ -294,8 +294,11 @@ class ChatMagics(Magics):
             print("Settings reset to defaults, config file and environment.")
             return None
         if args.save:
-            path = self.settings.save(include_api_key=args.with_key)
-            print(f"Saved settings to {path}" + (" (with the API key)." if args.with_key else "."))
+            # A key that came from the file itself is kept there: rewriting must not lose it.
+            kept = self.settings.source("api_key") == "file"
+            path = self.settings.save(include_api_key=args.with_key or kept)
+            key_note = " (with the API key)" if args.with_key or kept else ""
+            print(f"Saved settings to {path}{key_note}.")
             return None
         if args.sessions:
             return self._show_sessions()

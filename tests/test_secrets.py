@@ -275,10 +275,16 @@ def test_exported_history_and_saved_config(routed, server, tmp_path):
     if not config.exists():
         config.write_text("# an existing file, readable by others\n")
     config.chmod(0o644)
+    key_was_in_file = CANARY in config.read_text(encoding="utf-8")
     result = kernel.run("%chat_config model=saved-model\n%chat_config --save")
     assert result.status == "ok", result.text()
-    assert_clean(config.read_text(encoding="utf-8") + result.text(), "the saved config")
-    assert 'model = "saved-model"' in config.read_text(encoding="utf-8")
+    assert_clean(result.text(), "the output of --save")
+    saved = config.read_text(encoding="utf-8")
+    if key_was_in_file:  # rewriting the file keeps the key it already held, and nothing else
+        assert saved.count(CANARY) == 1 and "(with the API key)" in result.stdout
+    else:
+        assert_clean(saved, "the saved config")
+    assert 'model = "saved-model"' in saved
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
     result = kernel.run("%chat_config --save --with-key")
