@@ -23,7 +23,7 @@ import uuid
 from typing import Any, Protocol
 
 from ._chunks import Delta
-from ._render import render_reply_html, status_line
+from ._render import StreamingMarkdown, render_reply_html, status_line
 from ._reply import Reply
 
 __all__ = ["HTMLView", "ReplyView", "TextView", "WidgetView", "make_view"]
@@ -51,6 +51,7 @@ class _Coalescing:
         self.first_token: float | None = None
         self.next_render = 0.0
         self.updates = 0
+        self.markdown = StreamingMarkdown()  # re-renders only the last block per update
 
     def update(self, delta: Delta) -> None:
         if delta.content:
@@ -97,10 +98,9 @@ class HTMLView(_Coalescing):
         self.display_id = uuid.uuid4().hex
         display(self._bundle(self.partial()), raw=True, display_id=self.display_id)
 
-    @staticmethod
-    def _bundle(reply: Reply) -> dict[str, str]:
+    def _bundle(self, reply: Reply) -> dict[str, Any]:
         return {
-            "text/html": render_reply_html(reply, streaming=True),
+            "text/html": render_reply_html(reply, streaming=True, markdown=self.markdown),
             "text/plain": reply.text or "…",
         }
 
@@ -129,8 +129,8 @@ class WidgetView(HTMLView):
         self.widget = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
         super().__init__(model, rate)
 
-    def _bundle(self, reply: Reply) -> dict[str, Any]:  # type: ignore[override]
-        bundle: dict[str, Any] = dict(HTMLView._bundle(reply))
+    def _bundle(self, reply: Reply) -> dict[str, Any]:
+        bundle = super()._bundle(reply)
         self.widget.value = bundle["text/html"]
         bundle["application/vnd.jupyter.widget-view+json"] = {
             "version_major": 2,
@@ -140,7 +140,9 @@ class WidgetView(HTMLView):
         return bundle
 
     def _render_partial(self) -> None:
-        self.widget.value = render_reply_html(self.partial(), streaming=True)
+        self.widget.value = render_reply_html(
+            self.partial(), streaming=True, markdown=self.markdown
+        )
         self.updates += 1
 
     def finish(self, reply: Reply, *, keep: bool = True) -> None:

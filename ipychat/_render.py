@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,14 @@ if TYPE_CHECKING:
 
     from ._reply import Reply
 
-__all__ = ["fenced_blocks", "markdown_to_html", "render_reply_html", "status_line"]
+__all__ = [
+    "StreamingMarkdown",
+    "fenced_blocks",
+    "markdown_to_html",
+    "render_reply_html",
+    "split_blocks",
+    "status_line",
+]
 
 SAFE_LINK = re.compile(r"^(https?:|mailto:|#)", re.I)
 
@@ -77,6 +85,57 @@ def markdown_to_html(text: str) -> str:
     return _parser().render(text)
 
 
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+def split_blocks(text: str) -> list[str]:
+    """Split Markdown at blank lines outside fenced code, into blocks that render on their own."""
+    blocks: list[str] = []
+    current: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        opener = _FENCE.match(line)
+        if fence:
+            current.append(line)
+            if opener and opener[1][0] == fence[0] and len(opener[1]) >= len(fence):
+                fence = "" if not line[opener.end() :].strip() else fence
+        elif opener:
+            fence = opener[1]
+            current.append(line)
+        elif line.strip():
+            current.append(line)
+        elif current:
+            blocks.append("\n".join(current))
+            current = []
+    if current:
+        blocks.append("\n".join(current))
+    return blocks
+
+
+class StreamingMarkdown:
+    """Renders a growing reply again and again, re-parsing only its last block each time.
+
+    Finished blocks (before the last blank line outside code) are cached, so an update costs
+    the size of the last paragraph, not of the whole reply. The preview can differ from a
+    whole-document render in small ways (a loose list shown as several lists); the final
+    output is always rendered whole by `markdown_to_html`.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        *finished, last = split_blocks(text) or [""]
+        parts = []
+        for block in finished:
+            html_block = self._done.get(block)
+            if html_block is None:
+                html_block = self._done[block] = markdown_to_html(block)
+            parts.append(html_block)
+        parts.append(markdown_to_html(last))
+        return "".join(parts)
+
+
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
     """(language, code) of each fenced code block, as a Markdown parser sees them."""
     tokens = _parser().parse(text)
@@ -109,16 +168,19 @@ STYLE_WARN = "color: #a15c00"
 STYLE_REASONING = "color: #777; border-left: 3px solid #ddd; padding-left: 0.6em"
 
 
-def render_reply_html(reply: Reply, *, streaming: bool = False) -> str:
+def render_reply_html(
+    reply: Reply, *, streaming: bool = False, markdown: Callable[[str], str] = markdown_to_html
+) -> str:
     """The whole reply view: reasoning (collapsed), the answer, the status line."""
     parts = ['<div class="ipychat-reply">']
     if reply.reasoning:
         opened = " open" if streaming and not reply.text else ""
         parts.append(
             f'<details{opened} style="{STYLE_REASONING}"><summary>Reasoning</summary>'
-            f"{markdown_to_html(reply.reasoning)}</details>"
+            f"{markdown(reply.reasoning) if not reply.text else markdown_to_html(reply.reasoning)}"
+            "</details>"
         )
-    parts.append(f'<div style="{STYLE_BODY}">{markdown_to_html(reply.text)}</div>')
+    parts.append(f'<div style="{STYLE_BODY}">{markdown(reply.text)}</div>')
     status = html.escape(status_line(reply, streaming=streaming))
     warn = not streaming and (reply.truncated or reply.filtered or not reply.complete)
     style = STYLE_STATUS + ("; " + STYLE_WARN if warn else "")

@@ -240,3 +240,46 @@ def test_status_line_warnings(reply: Reply, words: str) -> None:
 
 def test_status_line_without_anything_known() -> None:
     assert status_line(Reply()) == "?"
+
+
+# -- streaming preview: only the last block is re-rendered ----------------------------------
+
+
+STREAMED = (
+    "# Title\n\nFirst paragraph with **bold**.\n\n```python\nx = 1\n\n\ny = 2\n```\n\n"
+    "1. one\n2. two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~~\n````\n~~~\n\nLast <b>words</b>"
+)
+
+
+def test_split_blocks_keeps_fenced_code_whole():
+    from ipychat._render import split_blocks
+
+    blocks = split_blocks(STREAMED)
+    assert blocks[2] == "```python\nx = 1\n\n\ny = 2\n```", "blank lines inside a fence stay"
+    assert blocks[5] == "~~~\n````\n~~~", "a fence closes only on its own kind"
+    assert blocks[-1] == "Last <b>words</b>"
+    assert split_blocks("") == [] and split_blocks("\n\n") == []
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab `~#*-1.|\n<>")), max_size=200))
+def test_streaming_preview_matches_a_whole_render_block_by_block(text):
+    from ipychat._render import StreamingMarkdown, markdown_to_html, split_blocks
+
+    preview = StreamingMarkdown()
+    for end in range(0, len(text) + 1, 7):  # the text as it grows, rendered repeatedly
+        preview(text[:end])
+    expected = "".join(markdown_to_html(block) for block in split_blocks(text) or [""])
+    assert preview(text) == expected
+
+
+def test_streaming_preview_parses_only_the_last_block(monkeypatch):
+    from ipychat import _render
+
+    preview = _render.StreamingMarkdown()
+    preview(STREAMED)
+    parsed: list[str] = []
+    real = _render.markdown_to_html
+    monkeypatch.setattr(_render, "markdown_to_html", lambda t: parsed.append(t) or real(t))
+    html_out = preview(STREAMED + " and more")
+    assert parsed == ["Last <b>words</b> and more"], "finished blocks come from the cache"
+    assert "<b>" not in html_out and "&lt;b&gt;words&lt;/b&gt; and more" in html_out
