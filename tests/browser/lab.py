@@ -57,7 +57,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -698,6 +698,7 @@ def run_notebook_in_lab(
     save: bool = False,
     shutdown_kernel: bool = True,
     viewport: tuple[int, int] = (1280, 900),
+    while_running: Callable[[Page], None] | None = None,
 ) -> LabResult:
     """Open ``nb_path`` in JupyterLab, Run All Cells, and report what executed.
 
@@ -798,6 +799,8 @@ def run_notebook_in_lab(
         t1 = time.monotonic()
         if run_all:
             page.evaluate(_JS_RUN_ALL, relpath)
+            if while_running is not None:  # e.g. look at a reply while it streams
+                while_running(page)
             page.wait_for_function(_JS_RUN_DONE, arg=relpath, timeout=remaining_ms(), polling=100)
         else:
             page.evaluate("() => { window.__ipychat_harness = {done: true}; }")

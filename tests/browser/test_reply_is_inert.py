@@ -40,7 +40,7 @@ def chat_notebook(path: Path, reply: str, prompt: str) -> Path:
         path,
         [
             "import ipychat\n"
-            f"server = ipychat.serve(script={script!r}, token_delay=0.02, chunk_chars=7)\n"
+            f"server = ipychat.serve(script={script!r}, token_delay=0.08, chunk_chars=7)\n"
             "%load_ext ipychat\n"
             "%chat_config base_url={server.base_url}",
             f"%%chat\nPlease {prompt}.",
@@ -73,12 +73,35 @@ def test_hostile_streamed_reply_runs_nothing(lab_server, lab_browser, tmp_path):
 
 def test_normal_reply_streams_and_renders(lab_server, lab_browser, tmp_path):
     nb = chat_notebook(tmp_path / "normal.ipynb", NORMAL, "explain list comprehensions")
-    shot = tmp_path / "normal.png"
-    res = run(lab_server, lab_browser, nb, shot)
+    shot, streaming_shot = tmp_path / "normal.png", tmp_path / "streaming.png"
+    seen: dict[str, str] = {}
+
+    def look_while_streaming(page):
+        """The widget view shows part of the reply, with the streaming status, before the end."""
+        status = page.locator(".jp-OutputArea-output .ipychat-status", has_text="streaming")
+        status.first.wait_for(timeout=60_000)
+        code = page.locator(".jp-OutputArea-output pre", has_text="squares")  # halfway through
+        code.first.wait_for(timeout=60_000)
+        seen["text"] = page.locator(".jp-OutputArea-output").all_inner_texts()[0]
+        seen["widget"] = str(page.locator(".jp-OutputArea-output .widget-html").count())
+        page.screenshot(path=str(streaming_shot), full_page=True)
+
+    res = run_notebook_in_lab(
+        lab_server,
+        nb,
+        browser=lab_browser,
+        timeout=120,
+        screenshot=shot,
+        while_running=look_while_streaming,
+    )
+    assert all(isinstance(c, int) for c in res.execution_counts), res.describe()
+    assert seen["widget"] != "0", "the reply streams into an ipywidgets view"
+    assert "streaming" in seen["text"] and 0 < len(seen["text"]) < len(res.output_text)
+    assert "a set" not in seen["text"], "seen before the whole reply had arrived"
     assert not res.script_ran, res.describe()
     assert "squares = [n * n for n in range(5)]" in res.output_text
     assert "list comprehension" in res.output_text
     assert "ipychat-local" in res.output_text, "the status line is shown"
     assert shot.stat().st_size > 10_000
     if keep := os.environ.get("IPYCHAT_KEEP_SCREENSHOT"):  # how docs/streaming.png was made
-        shutil.copyfile(shot, keep)
+        shutil.copyfile(streaming_shot, keep)
