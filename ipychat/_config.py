@@ -81,7 +81,7 @@ _DEFAULTS: Mapping[str, Any] = MappingProxyType(
     }
 )
 KEYS: tuple[str, ...] = tuple(_DEFAULTS)
-_GENERATION_KEYS = (
+GENERATION_KEYS = (  # the sampling fields of the request body
     "temperature",
     "top_p",
     "max_tokens",
@@ -574,7 +574,7 @@ class ResolvedSettings:
 
     def generation_params(self) -> dict[str, object]:
         """The sampling fields to put in the request body: only those that are set."""
-        params = {key: getattr(self, key) for key in _GENERATION_KEYS}
+        params = {key: getattr(self, key) for key in GENERATION_KEYS}
         return {key: copy.copy(value) for key, value in params.items() if value is not None}
 
     def source(self, key: str) -> str:

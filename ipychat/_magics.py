@@ -21,7 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, observe
 from traitlets import validate as trait_validate
 
-from ._config import Secret, Settings, parse_value
+from ._config import GENERATION_KEYS, Secret, Settings, parse_value
 from ._config import validate as validate_setting
 from ._conversation import Conversation, sessions
 from ._errors import ChatError, ConfigError
@@ -29,15 +29,7 @@ from ._errors import ChatError, ConfigError
 __all__ = ["ChatMagics", "load", "unload"]
 
 # Options of %%chat that are per-call settings (the option's dest is the setting's name).
-OVERRIDES = (
-    "model",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "presence_penalty",
-    "frequency_penalty",
-    "stop",
-)
+OVERRIDES = ("model", *GENERATION_KEYS)
 # Settings mirrored as traitlets, for `%config ChatMagics.x = ...` and ipython_config.py.
 # The API key is left out on purpose: a key in a config cell would be saved with the notebook.
 TRAIT_SETTINGS = (
