@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
-from ipychat import LocalServer, sessions
+from ipychat import sessions
 
 from .kernel import chat_kernel, usage_error
 
@@ -127,12 +127,6 @@ def case_id(case: tuple) -> str:
     magic, line, cell, _ = case
     prefix = "%%" if cell is not None else "%"
     return f"{prefix}{magic} {line}" + (" +cell" if cell is not None else "")
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalServer() as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ipychat import Fault, LocalServer
+from ipychat import Fault
 
 from .kernel import Execution, Kernel, chat_kernel, usage_error
 
@@ -28,12 +28,6 @@ SLACK = 1.5  # kernel round trips and display work on a slow machine
 PROMPT = "one two three four five"
 FULL = "Echo: one two three four five"
 PARTIAL = "Echo: one "  # the first two chunks: every mid-stream fault here comes after them
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalServer() as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,13 @@ import time
 
 import pytest
 
-from ipychat import Fault, LocalServer
+from ipychat import Fault
 
 from .kernel import chat_kernel, usage_error
 
 pytestmark = pytest.mark.kernel
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalServer() as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

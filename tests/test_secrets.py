@@ -33,7 +33,6 @@ from ipychat import (
     ChatError,
     Conversation,
     Fault,
-    LocalServer,
     Secret,
     Settings,
 )
@@ -95,12 +94,6 @@ class _EchoHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalServer() as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")
