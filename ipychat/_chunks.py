@@ -137,8 +137,10 @@ class ReplyBuilder:
             self.reasoning_parts.append(reasoning)
         return _new_tuple(Delta, (content, reasoning))  # once per chunk: skip NamedTuple.__new__
 
-    def add_completion(self, body: dict[str, Any]) -> None:
-        """Apply a whole non-streaming `chat.completion` body."""
+    def add_completion(self, body: dict[str, Any], url: str = "") -> None:
+        """Apply a whole non-streaming `chat.completion` body (or raise the error it holds)."""
+        if "error" in body:
+            self._raise_stream_error(body, url)
         self._take_metadata(body)
         self.usage = Usage.from_json(body.get("usage")) or self.usage
         choices = body.get("choices") or [{}]

@@ -284,9 +284,7 @@ class _ClientBase:
                 url=prepared.url,
                 status=200,
             ) from None
-        if isinstance(body, dict) and "error" in body:
-            builder._raise_stream_error(body, prepared.url)
-        builder.add_completion(body if isinstance(body, dict) else {})
+        builder.add_completion(body if isinstance(body, dict) else {}, prepared.url)
         return builder.build()
 
     @staticmethod
@@ -303,7 +301,6 @@ class _EventFeed:
         self.decoder = SSEDecoder()
         self.builder = builder
         self.prepared = prepared
-        self.key = prepared.settings.api_key
 
     def feed(self, data: bytes) -> list[Delta]:
         return self._apply(self.decoder.decode(data))
