@@ -8,23 +8,21 @@ the reply, and `%chat_config` shows and changes settings and sessions. `%%ipycha
 
 from __future__ import annotations
 
-import getpass
-import html
-import re
 import sys
-from pathlib import Path
 from typing import Any
 
-from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, observe
 from traitlets import validate as trait_validate
 
-from ._config import GENERATION_KEYS, Secret, Settings, parse_value
+from . import _config_magic
+from ._config import GENERATION_KEYS, Settings
 from ._config import validate as validate_setting
-from ._conversation import Conversation, sessions
+from ._conversation import sessions
 from ._errors import ChatError, ConfigError
+from ._magic_args import parse, split_assignments, split_line_magic
 
 __all__ = ["ChatMagics", "load", "unload"]
 
@@ -103,7 +101,7 @@ class ChatMagics(Magics):
         else:
             self.settings.set(**{change["name"]: change["new"]})
 
-    def _sync_traits(self) -> None:
+    def sync_traits(self) -> None:
         """After %chat_config changed settings, show the same values through %config."""
         self._syncing = True
         try:
@@ -152,10 +150,10 @@ class ChatMagics(Magics):
         references to variables are filled in (see --no-interpolate). Settings: %chat_config.
         """
         if cell is None:
-            options, text = _split_line_magic(self.ipychat, line)
+            options, text = split_line_magic(self.ipychat, line)
         else:
             options, text = line, cell
-        args = _parse(self.ipychat, self._fill(options))
+        args = parse(self.ipychat, self._fill(options))
         one_line = cell is None
         try:
             reply = self._chat(args, text, one_line=one_line)
@@ -222,20 +220,7 @@ class ChatMagics(Magics):
             self.shell.user_ns[name] = reply
 
     # -- %chat_config ------------------------------------------------------------------------------
-    @magic_arguments()
-    @argument("assignments", nargs="*", help="key=value settings to change.")
-    @argument("--api-key", action="store_true", help="Ask for the API key with a hidden prompt.")
-    @argument("--reset", action="store_true", help="Settings back to defaults, file and env.")
-    @argument("--save", action="store_true", help="Save settings to the user config file.")
-    @argument("--with-key", action="store_true", help="With --save: also save the API key.")
-    @argument("--sessions", action="store_true", help="List the sessions.")
-    @argument("-s", "--session", help="The session to act on (with --use: switch to it).")
-    @argument("--use", action="store_true", help="Make --session the default for %%chat.")
-    @argument("--history", action="store_true", help="Show the session's history.")
-    @argument("--clear", action="store_true", help="Clear the session's history.")
-    @argument("--undo", action="store_true", help="Remove the session's last exchange.")
-    @argument("--export", metavar="PATH", help="Write the session to PATH (.json or .md).")
-    @argument("--load", metavar="PATH", help="Load the session from a JSON export.")
+    @_config_magic.config_arguments
     @no_var_expand
     @line_magic
     def ipychat_config(self, line: str) -> Any:
@@ -245,269 +230,25 @@ class ChatMagics(Magics):
         """
         line = self._fill(line)
         if line.strip() and not line.lstrip().startswith("-"):
-            options, assignments = "", _split_assignments(line)
+            options, assignments = "", split_assignments(line)
         else:
             options, assignments = line, []
-        args = _parse(self.ipychat_config, options)
+        args = parse(self.ipychat_config, options)
         if args.assignments:
             raise UsageError(
                 "Give settings as key=value, e.g. "
                 "%chat_config model=ops-qwen-turbo temperature=0.3."
             )
         try:
-            return self._config(args, assignments)
+            return _config_magic.run(self, args, assignments)
         except ChatError as exc:
             raise UsageError(str(exc)) from None
         except OSError as exc:
             raise UsageError(f"{exc.strerror or exc}: {exc.filename}") from None
 
-    def _config(self, args: Any, assignments: list[tuple[str, str]]) -> Any:
-        from IPython.display import display
-
-        if assignments:
-            self._set(assignments)
-            return None
-        if args.api_key:
-            try:
-                key = getpass.getpass("API key (input hidden): ")
-            except (StdinNotImplementedError, EOFError):
-                raise UsageError(
-                    "This front end cannot ask for input; set the IPYCHAT_API_KEY environment "
-                    "variable or put api_key in the config file instead."
-                ) from None
-            if not key.strip():
-                raise UsageError("No key entered; the API key is unchanged.")
-            self.settings.set(api_key=key)
-            print(f"api_key set ({Secret(key.strip()).masked()}).")
-            return None
-        if args.reset:
-            self.settings.reset()
-            self._sync_traits()
-            print("Settings reset to defaults, config file and environment.")
-            return None
-        if args.save:
-            # A key that came from the file itself is kept there: rewriting must not lose it.
-            kept = self.settings.source("api_key") == "file"
-            path = self.settings.save(include_api_key=args.with_key or kept)
-            key_note = " (with the API key)" if args.with_key or kept else ""
-            print(f"Saved settings to {path}{key_note}.")
-            return None
-        if args.sessions:
-            return self._show_sessions()
-        if args.use:
-            if not args.session:
-                raise UsageError("--use needs --session NAME.")
-            self.sessions.get(args.session)
-            self.sessions.current = args.session
-            print(f"%%chat now uses session {args.session!r}.")
-            return None
-        conversation = self.sessions.get(args.session, create=not args.session or bool(args.load))
-        if args.clear:
-            conversation.reset()
-            print(f"Cleared the history of session {conversation.name!r}.")
-            return None
-        if args.undo:
-            removed = conversation.undo()
-            print("Removed the last exchange." if removed else "There is no exchange to undo.")
-            return None
-        if args.export:
-            path = Path(args.export).expanduser()
-            text = conversation.to_markdown() if path.suffix == ".md" else conversation.to_json()
-            path.write_text(text, encoding="utf-8")
-            print(f"Wrote {len(conversation)} exchanges of {conversation.name!r} to {path}.")
-            return None
-        if args.load:
-            path = Path(args.load).expanduser()
-            try:
-                text = path.read_text("utf-8")
-            except UnicodeDecodeError:
-                raise UsageError(f"{path} is not text; --load needs a JSON export.") from None
-            loaded = Conversation.from_json(text)
-            loaded.name = args.session or loaded.name
-            self.sessions.add(loaded)
-            print(f"Loaded {len(loaded)} exchanges into session {loaded.name!r}.")
-            return None
-        if args.history:
-            display(_HistoryTable(conversation))
-            return None
-        display(_SettingsTable(self.settings, self.sessions.current))
-        return None
-
-    def _set(self, assignments: list[tuple[str, str]]) -> None:
-        values = {key: parse_value(key, text) for key, text in assignments}
-        self.settings.set(**values)
-        self._sync_traits()
-        if values.get("api_key"):
-            print(
-                "Warning: a key typed in a cell is saved with the notebook; prefer "
-                "%chat_config --api-key or the IPYCHAT_API_KEY environment variable.",
-                file=sys.stderr,
-            )
-
-    def _show_sessions(self) -> None:
-        from IPython.display import display
-
-        rows = [
-            (
-                name,
-                str(len(self.sessions.get(name))),
-                "yes" if name == self.sessions.current else "",
-            )
-            for name in self.sessions.names()
-        ]
-        display(_Table(["session", "exchanges", "current"], rows))
-
-
-class _Table:
-    """A small table with escaped cells: HTML in notebooks, aligned text in terminals."""
-
-    def __init__(self, header: list[str], rows: list[tuple[str, ...]]) -> None:
-        self.header = header
-        self.rows = rows
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.header)
-        body = "".join(
-            "<tr>"
-            + "".join(
-                f"<td style='text-align:left; white-space:pre-wrap'>{html.escape(c)}</td>"
-                for c in row
-            )
-            + "</tr>"
-            for row in self.rows
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __repr__(self) -> str:
-        table = [self.header, *[list(r) for r in self.rows]]
-        widths = [min(60, max(len(r[i]) for r in table)) for i in range(len(self.header))]
-        lines = [
-            "  ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in table
-        ]
-        return "\n".join(lines)
-
-
-class _SettingsTable(_Table):
-    def __init__(self, settings: Settings, session: str) -> None:
-        rows = [(k, v, s) for k, v, s in settings.describe()]
-        rows.append(("(session)", session, "%chat_config --use -s NAME"))
-        super().__init__(["setting", "value", "from"], rows)
-
-
-class _HistoryTable(_Table):
-    def __init__(self, conversation: Conversation) -> None:
-        rows = [
-            (str(i), m.role + (" (incomplete)" if m.incomplete else ""), m.content)
-            for i, m in enumerate(conversation.all_messages())
-        ]
-        super().__init__(["#", "role", "content"], rows)
-
-
-# An option next to which argparse would echo a value that may be the key (`--api-key=sk-...`).
-_KEY_OPTION = re.compile(r"(?:^|\s)--(?:a|[\w-]*key)")
-
-
-def _parse(magic: Any, line: str) -> Any:
-    """`parse_argstring`, with unbalanced quotes and a misplaced key turned into clear errors."""
-    try:
-        return _unquote(parse_argstring(magic, line))
-    except ValueError as exc:  # from shlex: "No closing quotation"
-        raise UsageError(f"Unbalanced quotes in the options ({exc}); check them.") from None
-    except UsageError:
-        if _KEY_OPTION.search(line):
-            raise UsageError(
-                "Could not read the options; the message is not shown as it may hold the key. "
-                "--api-key takes no value: run %chat_config --api-key alone and type the key."
-            ) from None
-        raise
-
-
-def _unquote(args: Any) -> Any:
-    """IPython's argument splitter keeps quotes: `--system "Be brief."` -> `Be brief.`."""
-    for name, value in vars(args).items():
-        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "\"'":
-            setattr(args, name, value[1:-1])
-        elif isinstance(value, list):
-            setattr(
-                args,
-                name,
-                [
-                    v[1:-1] if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] in "\"'" else v
-                    for v in value
-                ],
-            )
-    return args
-
 
 def _print_retry(notice: Any) -> None:
     print(f"ipychat: {notice}", file=sys.stderr, flush=True)
-
-
-def _split_line_magic(method: Any, line: str) -> tuple[str, str]:
-    """`%chat -m x -t 0.2 what is {x}?` -> ("-m x -t 0.2", "what is {x}?")."""
-    parser = method.parser
-    words = line.split(" ")
-    taken = 0
-    while taken < len(words):
-        word = words[taken]
-        if not word:
-            taken += 1
-            continue
-        if not word.startswith("-") or word == "-" or word[1:2].isdigit():
-            break
-        action = parser._option_string_actions.get(word.split("=")[0])
-        if action is None:
-            break
-        taken += 1
-        if action.nargs != 0 and "=" not in word:
-            taken += 1
-    return " ".join(words[:taken]), " ".join(words[taken:])
-
-
-def _split_assignments(line: str) -> list[tuple[str, str]]:
-    """`a=1 b="x y" c={"k": [1, 2]}` -> [("a", "1"), ("b", '"x y"'), ("c", '{"k": [1, 2]}')].
-
-    Splits on spaces outside quotes and brackets, so values may be any Python literal.
-    """
-    parts: list[str] = []
-    current: list[str] = []
-    depth = 0
-    quote = ""
-    for char in line.strip():
-        if quote:
-            current.append(char)
-            if char == quote and (len(current) < 2 or current[-2] != "\\"):
-                quote = ""
-            continue
-        if char in "\"'":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char.isspace() and depth <= 0:
-            if current:
-                parts.append("".join(current))
-                current = []
-            continue
-        current.append(char)
-    if quote or depth > 0:
-        raise UsageError("Unbalanced quotes or brackets in %chat_config; check the values.")
-    if current:
-        parts.append("".join(current))
-    assignments = []
-    for part in parts:
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip().isidentifier():
-            # Next to `api_key= ` the stray word may be the key itself: never echo it then.
-            shown = "a word that is not key=value" if "api_key" in line else repr(part)
-            raise UsageError(
-                f"Expected key=value, got {shown}; quote values that contain spaces, "
-                "e.g. %chat_config model=ops-qwen-turbo system='Be brief.'."
-            )
-        assignments.append((key.strip(), value))
-    return assignments
 
 
 _instance: ChatMagics | None = None
