@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "APIStatusError",
     "AsyncChatClient",
+    "Batch",
+    "BatchInterrupted",
     "ChatClient",
     "ChatError",
     "CodeBlock",
@@ -43,6 +45,7 @@ __all__ = [
     "Usage",
     "__version__",
     "load_ipython_extension",
+    "map",
     "serve",
     "sessions",
     "unload_ipython_extension",
@@ -72,9 +75,13 @@ _LAZY = {
     "LocalServer": "_server",
     "Fault": "_server",
     "serve": "_server",
+    "map": "_batch",
+    "Batch": "_batch",
+    "BatchInterrupted": "_batch",
 }
 
 if TYPE_CHECKING:
+    from ._batch import Batch, BatchInterrupted, map
     from ._chunks import Delta
     from ._client import AsyncChatClient, ChatClient
     from ._config import Secret, Settings

@@ -476,9 +476,11 @@ class AsyncChatClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[RetryNotice], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limits: httpx.Limits | None = None,
     ) -> None:
         super().__init__(settings, on_retry=on_retry)
-        self._http = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        pool = {} if limits is None else {"limits": limits}  # a batch sizes it to its concurrency
+        self._http = httpx.AsyncClient(transport=transport, follow_redirects=False, **pool)
         self._sleep = sleep
 
     async def aclose(self) -> None:

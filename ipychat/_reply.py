@@ -73,6 +73,7 @@ class Reply:
     complete: bool = True
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    data: Any = None  # with a schema: the validated value (a model instance for a model class)
 
     def __str__(self) -> str:
         return self.text
