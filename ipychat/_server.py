@@ -31,23 +31,33 @@ import socketserver
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from ._lesson import load_script
+from ._lesson_write import Recorder
+from ._server_budget import Students
 from ._server_faults import Fault
 from ._server_handler import Handler, ReceivedRequest
+from ._server_reply import Reply
 from ._server_structured import FORMAT_TYPES
+from ._server_upstream import Upstream
 
 __all__ = ["Fault", "LocalServer", "ReceivedRequest", "load_script", "serve"]
 
 
 class HTTPServer(ThreadingHTTPServer):
-    """Tracks open connections, so `stop()` can end streams and idle keep-alives at once."""
+    """Tracks open connections, so `stop()` can end streams and idle keep-alives at once.
+
+    A whole class connects at once: the listen backlog holds 1024 waiting connections (the
+    default of 5 refused 37 of 60 simultaneous clients), one daemon thread serves each.
+    """
 
     daemon_threads = True
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], owner: LocalServer) -> None:
         self.owner = owner
@@ -91,6 +101,13 @@ class LocalServer:
     `token_delay` before each later one; a non-streaming answer waits as long in total.
     `token_delay`, `first_token_delay`, `chunk_chars` and `script` may be changed while it runs.
 
+    For lessons: `pace` is "recorded" (a recorded turn streams at its recorded timing, other
+    replies use the delays above), "fast" (no delays) or a number of tokens a second; `strict`
+    refuses a prompt the script does not know instead of echoing it. `upstream` (a base URL,
+    with `api_key`) makes the server a pass-through to a real model, and `record` (a file)
+    appends each relayed exchange to a lesson script. `students` (a `Students` list) refuses
+    requests without a known bearer token or over budget. `log` receives one line per request.
+
     `response_formats` are the `response_format` types it accepts (others get a 400, to test
     fallbacks). With `max_concurrent`, a request arriving while that many are being answered
     gets 429 with a `Retry-After` of `retry_after` seconds; `max_in_flight` is the most
@@ -107,6 +124,13 @@ class LocalServer:
         first_token_delay: float = 0.0,
         chunk_chars: int | None = None,
         model: str = "ipychat-local",
+        pace: str | float = "recorded",
+        strict: bool = False,
+        upstream: str | None = None,
+        api_key: str = "",
+        record: str | Path | None = None,
+        students: Students | None = None,
+        log: Callable[[str], None] | None = None,
         response_formats: tuple[str, ...] = FORMAT_TYPES,
         max_concurrent: int | None = None,
         retry_after: float = 1.0,
@@ -118,6 +142,14 @@ class LocalServer:
         self.first_token_delay = first_token_delay
         self.chunk_chars = chunk_chars
         self.model = model
+        self.pace = _check_pace(pace)
+        self.strict = strict
+        self.upstream = None if upstream is None else Upstream(upstream, api_key)
+        self.recorder = None if record is None else Recorder(record)
+        if self.recorder is not None and self.upstream is None:
+            raise ValueError("record needs an upstream to record from.")
+        self.students = students
+        self.log = log
         unknown = set(response_formats) - set(FORMAT_TYPES)
         if unknown:
             raise ValueError(f"Unknown response_format type {sorted(unknown)[0]!r}.")
@@ -154,6 +186,16 @@ class LocalServer:
         """The OpenAI-style base URL, e.g. `http://127.0.0.1:8765/v1`."""
         return self.url + "/v1"
 
+    def delays(self, reply: Reply) -> tuple[float, float]:
+        """(before the first chunk, before each later one) for this reply at the server's pace."""
+        if self.pace == "fast":
+            return 0.0, 0.0
+        if isinstance(self.pace, float):
+            return 1 / self.pace, 1 / self.pace
+        if reply.timing is not None:
+            return reply.timing.delays(reply.chunks)
+        return self.first_token_delay, self.token_delay
+
     def start(self) -> LocalServer:
         """Serve in a daemon thread (no-op if running); port 0 picks a free port."""
         if self._httpd is None:
@@ -180,6 +222,8 @@ class LocalServer:
         httpd.close_connections()
         if self._thread is not None:
             self._thread.join()
+        if self.upstream is not None:
+            self.upstream.close()
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -211,7 +255,7 @@ class LocalServer:
                 self._faults.popleft()
             return fault
 
-    def _admit(self) -> tuple[bool, int]:
+    def _enter(self) -> tuple[bool, int]:
         """Count a request in, unless `max_concurrent` are already in; (admitted, in flight)."""
         with self._lock:
             before = self.in_flight
@@ -229,6 +273,18 @@ class LocalServer:
         with self._lock:
             self._count += 1
             return self._count
+
+
+def _check_pace(pace: str | float) -> str | float:
+    if pace in ("recorded", "fast"):
+        return pace
+    try:
+        rate = float(pace)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if not rate > 0 or rate == float("inf"):
+        raise ValueError(f"pace must be 'recorded', 'fast' or tokens a second > 0, not {pace!r}.")
+    return rate
 
 
 def serve(**kwargs: Any) -> LocalServer:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._lesson import Turn, find_turn
+from ._lesson import Timing, find_turn
 from ._server_structured import structured
 
-__all__ = ["REPLY_SOURCES", "Planned", "Reply", "invalid", "plan", "split"]
+if TYPE_CHECKING:
+    from ._server import LocalServer
+
+__all__ = ["REPLY_SOURCES", "Planned", "Refused", "Reply", "invalid", "plan", "split"]
 
 _REPEAT = re.compile(r"/repeat (\d+) (.+)")
 _WORD = re.compile(r"\s*\S+\s*")
@@ -79,6 +82,19 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class Refused(Exception):
+    """Answer with an OpenAI-shaped error instead of a reply, before any byte of one is sent."""
+
+    def __init__(self, status: int, code: str, message: str, student: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.student = student  # the class list's line number, for the request log
+
+    def body(self) -> dict[str, Any]:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        return {"error": {"message": self.message, "type": kind, "param": None, "code": self.code}}
+
+
 @dataclass
 class Planned:
     """A source's answer before `stop` and `max_tokens` apply to it."""
@@ -86,6 +102,8 @@ class Planned:
     text: str
     reasoning: str = ""
     finish_reason: str = "stop"
+    usage: dict[str, int] | None = None  # a recorded turn's, reported as it was
+    timing: Timing | None = None
 
 
 @dataclass
@@ -96,9 +114,17 @@ class Reply:
     content: list[str]
     finish_reason: str
     prompt_tokens: int
+    recorded_usage: dict[str, int] | None = None
+    timing: Timing | None = None
+
+    @property
+    def chunks(self) -> int:
+        return len(self.reasoning) + len(self.content)
 
     @property
     def usage(self) -> dict[str, int]:
+        if self.recorded_usage is not None:
+            return dict(self.recorded_usage)
         completion = len(self.reasoning) + len(self.content)
         return {
             "prompt_tokens": self.prompt_tokens,
@@ -107,40 +133,50 @@ class Reply:
         }
 
 
-ReplySource = Callable[[dict[str, Any], str, list[Turn]], Planned | None]
+# A source answers (body, last user message, server) with a Planned reply, None to pass, or
+# raises Refused to answer with an error.
+ReplySource = Callable[[dict[str, Any], str, "LocalServer"], Planned | None]
 
 
-def _repeat(body: dict[str, Any], prompt: str, turns: list[Turn]) -> Planned | None:
+def _repeat(body: dict[str, Any], prompt: str, server: LocalServer) -> Planned | None:
     """`/repeat N WORD`: long output without a script."""
     if repeat := _REPEAT.fullmatch(prompt.strip()):
         return Planned(" ".join([repeat[2]] * int(repeat[1])))
     return None
 
 
-def _scripted(body: dict[str, Any], prompt: str, turns: list[Turn]) -> Planned | None:
-    if turn := find_turn(turns, prompt):
-        return Planned(turn.reply, turn.reasoning, turn.finish_reason)
+def _scripted(body: dict[str, Any], prompt: str, server: LocalServer) -> Planned | None:
+    if turn := find_turn(server._turns, prompt):
+        return Planned(turn.reply, turn.reasoning, turn.finish_reason, turn.usage, turn.timing)
     return None
 
 
-def _structured(body: dict[str, Any], prompt: str, turns: list[Turn]) -> Planned | None:
+def _strict(body: dict[str, Any], prompt: str, server: LocalServer) -> Planned | None:
+    """For graded notebooks and CI: a prompt the lesson does not know is an error, not an echo."""
+    if server.strict:
+        message = "This prompt is not part of the lesson (the server runs with --strict)."
+        raise Refused(404, "not_in_lesson", message)
+    return None
+
+
+def _structured(body: dict[str, Any], prompt: str, server: LocalServer) -> Planned | None:
     """`response_format` JSON, derived from the schema (see `_server_structured`)."""
     text = structured(body, prompt)
     return None if text is None else Planned(text)
 
 
-def _echo(body: dict[str, Any], prompt: str, turns: list[Turn]) -> Planned | None:
+def _echo(body: dict[str, Any], prompt: str, server: LocalServer) -> Planned | None:
     return Planned("Echo: " + prompt)
 
 
-REPLY_SOURCES: list[ReplySource] = [_repeat, _scripted, _structured, _echo]
+REPLY_SOURCES: list[ReplySource] = [_repeat, _scripted, _strict, _structured, _echo]
 
 
-def plan(body: dict[str, Any], turns: list[Turn], chunk_chars: int | None) -> Reply:
+def plan(body: dict[str, Any], server: LocalServer) -> Reply:
     """Choose the reply to a valid request, then apply `stop` and `max_tokens` to it."""
-    messages = body["messages"]
+    messages, chunk_chars = body["messages"], server.chunk_chars
     prompt = messages[-1]["content"]
-    planned = next(p for source in REPLY_SOURCES if (p := source(body, prompt, turns)))
+    planned = next(p for source in REPLY_SOURCES if (p := source(body, prompt, server)))
     text, finish_reason = planned.text, planned.finish_reason
     stops = body.get("stop") or []
     hits = [text.find(s) for s in ([stops] if isinstance(stops, str) else stops) if s and s in text]
@@ -151,7 +187,10 @@ def plan(body: dict[str, Any], turns: list[Turn], chunk_chars: int | None) -> Re
     if max_tokens is not None and len(content) > max_tokens:
         content, finish_reason = content[:max_tokens], "length"
     prompt_tokens = sum(len(m["content"].split()) for m in messages)
-    return Reply(split(planned.reasoning, chunk_chars), content, finish_reason, prompt_tokens)
+    whole = "".join(content) == planned.text and finish_reason == planned.finish_reason
+    usage = planned.usage if whole else None  # a cut reply no longer has the recorded usage
+    reasoning = split(planned.reasoning, chunk_chars)
+    return Reply(reasoning, content, finish_reason, prompt_tokens, usage, planned.timing)
 
 
 def split(text: str, chunk_chars: int | None) -> list[str]:
