@@ -1,10 +1,13 @@
 """Conversations: the messages of one chat, kept valid under the service's role rules.
 
-The rules (from the service reference): roles are `system`, `user`, `assistant`; a system
-message is optional and only first; content is never empty; user and assistant alternate;
-the last message sent is a user turn. A conversation is only ever changed by whole exchanges,
-so it stays valid: an exchange is recorded only when the assistant produced text, a failed
-request records nothing, and a broken stream records its partial text marked incomplete.
+The rules are in `_messages`. A conversation is only ever changed by whole exchanges, so it
+stays valid: an exchange is recorded only when the assistant produced text, a failed request
+records nothing, and a broken stream records its partial text marked incomplete.
+
+Exchanges belong to the notebook cell that made them (`cell=`, a `CellRun`): a re-run of a
+cell sends only the history before its old exchanges and puts its new ones in their place, so
+the history follows the notebook instead of the order things were run in. Without a cell
+(terminal, scripts, callbacks) exchanges append.
 """
 
 from __future__ import annotations
@@ -12,70 +15,20 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConversationError, RequestError
+from ._messages import Message, validate_messages
 
 if TYPE_CHECKING:
+    from ._cells import CellRun
     from ._chunks import Delta
     from ._client import ChatClient
     from ._reply import Reply
 
 __all__ = ["Conversation", "Message", "SessionRegistry", "sessions", "validate_messages"]
 
-ROLES = ("system", "user", "assistant")
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message. `meta` holds facts about an assistant reply (model, tokens, timings)."""
-
-    role: str
-    content: str
-    incomplete: bool = False
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def to_wire(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.incomplete:
-            data["incomplete"] = True
-        if self.meta:
-            data["meta"] = self.meta
-        return data
-
-
-def validate_messages(messages: list[dict[str, Any]], *, for_sending: bool = True) -> None:
-    """Raise `ConversationError` naming the first message that breaks the role rules."""
-    if for_sending and not messages:
-        raise ConversationError("There are no messages to send.")
-    previous = None
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ConversationError(f"Message {index} is not an object with role and content.")
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise ConversationError(
-                f"Message {index} has role {role!r}; roles are system, user and assistant."
-            )
-        if not isinstance(content, str) or not content.strip():
-            raise ConversationError(f"Message {index} ({role}) has empty content.")
-        if role == "system" and index != 0:
-            raise ConversationError(f"Message {index} is a system message; only the first may be.")
-        if role != "system" and previous == role:
-            raise ConversationError(
-                f"Messages {index - 1} and {index} are both {role} messages; "
-                "user and assistant must alternate."
-            )
-        if role == "assistant" and previous in (None, "system"):
-            raise ConversationError(f"Message {index} is an assistant reply with no user turn.")
-        previous = role
-    if for_sending and previous != "user":
-        raise ConversationError("The last message sent must be a user turn.")
 
 
 def _reply_meta(reply: Reply) -> dict[str, Any]:
@@ -109,6 +62,7 @@ class Conversation:
         self.name = name
         self._system: str | None = None
         self.messages: list[Message] = []
+        self._cell_runs: dict[str, int] = {}  # cell id -> the run whose exchanges are kept
         self.system = system
         for message in messages:
             self.messages.append(message)
@@ -147,14 +101,18 @@ class Conversation:
         history: bool = True,
         history_limit: int | None = None,
         system: str | None = None,
+        cell: CellRun | None = None,
     ) -> list[dict[str, str]]:
-        """The messages to send for `prompt`: system, the kept history, then the prompt."""
+        """The messages to send for `prompt`: system, the kept history, then the prompt.
+
+        For a re-run of `cell` the history ends before the cell's old exchanges.
+        """
         if not prompt.strip():
             raise ConversationError("The prompt is empty: write your message in the cell.")
         system = self._system or system
         messages = [{"role": "system", "content": system}] if system else []
         if history:
-            kept = self.messages
+            kept = self.messages[: self._place(cell)]
             if history_limit is not None:
                 kept = kept[-2 * history_limit :] if history_limit else []
             messages += [m.to_wire() for m in kept]
@@ -162,15 +120,54 @@ class Conversation:
         validate_messages(messages)
         return messages
 
-    def record(self, prompt: str, reply: Reply) -> bool:
-        """Append the exchange if the reply has text; returns whether it was recorded."""
+    def _place(self, cell: CellRun | None) -> int:
+        """Where the next exchange of `cell` goes: after this run's exchanges of the cell,
+        in place of an earlier run's, or at the end for a new cell or no cell."""
+        end = len(self.messages)
+        if cell is None:
+            return end
+        starts = self._cell_starts(cell.id)
+        if not starts:
+            return end
+        return starts[-1] + 2 if self._cell_runs.get(cell.id) == cell.run else starts[0]
+
+    def _cell_starts(self, cell_id: str) -> list[int]:
+        return [
+            i for i in range(0, len(self.messages), 2) if self.messages[i].cell_id == cell_id
+        ]
+
+    def record(self, prompt: str, reply: Reply, *, cell: CellRun | None = None) -> bool:
+        """Record the exchange if the reply has text; returns whether it was recorded.
+
+        The first exchange of a new run of `cell` replaces that cell's earlier exchanges (in
+        their place); later ones of the same run follow it; without a cell it appends.
+        """
         if not reply.text.strip():
             return False
-        self.messages.append(Message("user", prompt))
-        self.messages.append(
-            Message("assistant", reply.text, incomplete=not reply.complete, meta=_reply_meta(reply))
-        )
+        at = self._place(cell)
+        origin: dict[str, Any] = {}
+        if cell is not None:
+            origin = {"cell_id": cell.id, "execution_count": cell.execution_count}
+            if self._cell_runs.get(cell.id) != cell.run:
+                for start in reversed(self._cell_starts(cell.id)):  # all at or after `at`
+                    del self.messages[start : start + 2]
+                self._cell_runs[cell.id] = cell.run
+        meta = _reply_meta(reply)
+        self.messages[at:at] = [
+            Message("user", prompt, **origin),
+            Message("assistant", reply.text, not reply.complete, meta, **origin),
+        ]
         return True
+
+    def drop_cells(self, cell_ids: Iterable[str]) -> int:
+        """Remove the exchanges of these cells (deleted in the notebook); returns how many."""
+        ids = set(cell_ids)
+        starts = [i for i in range(0, len(self.messages), 2) if self.messages[i].cell_id in ids]
+        for start in reversed(starts):
+            del self.messages[start : start + 2]
+        for cell_id in ids:
+            self._cell_runs.pop(cell_id, None)
+        return len(starts)
 
     def send(
         self,
@@ -179,11 +176,13 @@ class Conversation:
         client: ChatClient,
         history: bool = True,
         on_delta: Callable[[Delta], None] | None = None,
+        cell: CellRun | None = None,
         **overrides: Any,
     ) -> Reply:
         """Send `prompt` with the history; record the exchange (also a partial one) on return.
 
         With `history=False` it is a one-shot: no history is sent and nothing is recorded.
+        `cell` is the notebook cell run sending it (see `record`).
         On a broken stream the partial reply is recorded and the error (holding it as
         `error.reply`) is raised.
         """
@@ -193,6 +192,7 @@ class Conversation:
             history=history,
             history_limit=settings.history_limit,
             system=settings.system,
+            cell=cell,
         )
         with client.stream(messages, prompt=prompt, **overrides) as stream:
             try:
@@ -202,12 +202,12 @@ class Conversation:
             except (RequestError, KeyboardInterrupt) as exc:
                 partial = getattr(exc, "reply", None) or stream.reply
                 if history:
-                    self.record(prompt, partial)
+                    self.record(prompt, partial, cell=cell)
                 exc.reply = partial  # type: ignore[union-attr]
                 raise
             reply = stream.reply
         if history:
-            self.record(prompt, reply)
+            self.record(prompt, reply, cell=cell)
         return reply
 
     # -- editing -----------------------------------------------------------------------------
@@ -222,6 +222,7 @@ class Conversation:
     def reset(self, *, keep_system: bool = True) -> None:
         """Drop all exchanges (and the system prompt unless `keep_system`)."""
         self.messages.clear()
+        self._cell_runs.clear()
         if not keep_system:
             self._system = None
 
@@ -266,7 +267,14 @@ class Conversation:
             if not isinstance(m.get("meta") or {}, dict):
                 raise ConversationError(f"Message {index} has a 'meta' that is not an object.")
         messages = [
-            Message(m["role"], m["content"], bool(m.get("incomplete")), dict(m.get("meta") or {}))
+            Message(
+                m["role"],
+                m["content"],
+                bool(m.get("incomplete")),
+                dict(m.get("meta") or {}),
+                m.get("cell_id") if isinstance(m.get("cell_id"), str) else None,
+                _count(m.get("execution_count")),
+            )
             for m in raw
         ]
         return cls(system, messages, name=str(data.get("name") or "default"))
@@ -299,10 +307,16 @@ class Conversation:
                 "role": message.role,
                 "content": message.content,
                 "incomplete": message.incomplete,
+                "cell_id": message.cell_id,
+                "execution_count": message.execution_count,
             }
             row.update(message.meta)
             rows.append(row)
         return rows
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class SessionRegistry:
@@ -332,6 +346,11 @@ class SessionRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._sessions)
+
+    def drop_cells(self, cell_ids: Iterable[str]) -> int:
+        """Remove the exchanges of deleted cells from every session; returns how many."""
+        ids = list(cell_ids)
+        return sum(conv.drop_cells(ids) for conv in self._sessions.values())
 
     def __contains__(self, name: object) -> bool:
         return name in self._sessions

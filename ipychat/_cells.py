@@ -1,0 +1,97 @@
+"""Which notebook cell is running: the key that ties an exchange to the cell that made it.
+
+Front ends send the cell's id with each execute request (`metadata.cellId`: JupyterLab and
+Notebook 7 send the nbformat cell id, VS Code the cell's document URI), and IPython hands it to
+`pre_run_cell` handlers as `ExecutionInfo.cell_id`. JupyterLab also sends the ids of the cells
+deleted since its last execute request as `metadata.deletedCells`; IPython 9 passes the whole
+request metadata as `ExecutionInfo.cell_meta`, older versions only through the kernel's parent
+request. Terminal IPython, scripts and widget callbacks run no cell: `current` is None there,
+and exchanges append as they always did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._conversation import SessionRegistry
+
+__all__ = ["CellRun", "CellTracker"]
+
+_runs = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """One execution of one cell: a re-run of the same cell has the same `id`, a new `run`."""
+
+    id: str
+    run: int = 0
+    execution_count: int | None = None
+
+
+class CellTracker:
+    """Follows `pre_run_cell`/`post_run_cell`; drops the exchanges of deleted cells."""
+
+    def __init__(self, registry: SessionRegistry, shell: Any = None) -> None:
+        self.registry = registry
+        self.shell = shell
+        self.current: CellRun | None = None
+        self.dropped = 0  # exchanges dropped because their cell was deleted (for tests, notes)
+
+    def register(self, shell: Any) -> None:
+        shell.events.register("pre_run_cell", self.pre_run_cell)
+        shell.events.register("post_run_cell", self.post_run_cell)
+
+    def unregister(self, shell: Any) -> None:
+        for event, handler in (
+            ("pre_run_cell", self.pre_run_cell),
+            ("post_run_cell", self.post_run_cell),
+        ):
+            with contextlib.suppress(ValueError):  # never registered
+                shell.events.unregister(event, handler)
+        self.current = None
+
+    def pre_run_cell(self, info: Any) -> None:
+        cell_id = getattr(info, "cell_id", None)
+        deleted = _deleted_cells(info, self.shell)
+        if deleted:
+            self.dropped += self.registry.drop_cells(deleted)
+        if not isinstance(cell_id, str) or not cell_id:
+            self.current = None
+            return
+        count = None
+        if self.shell is not None and getattr(info, "store_history", False):
+            count = self.shell.execution_count - 1  # IPython counted this cell before the event
+        self.current = CellRun(cell_id, next(_runs), count)
+
+    def post_run_cell(self, result: Any) -> None:
+        self.current = None
+
+
+def _deleted_cells(info: Any, shell: Any) -> list[str]:
+    """The `deletedCells` ids of the execute request that started this cell, if any."""
+    meta = getattr(info, "cell_meta", None)
+    if not isinstance(meta, dict):
+        meta = _parent_metadata(shell)
+    ids = meta.get("deletedCells") if isinstance(meta, dict) else None
+    if not isinstance(ids, list):
+        return []
+    return [i for i in ids if isinstance(i, str) and i]
+
+
+def _parent_metadata(shell: Any) -> dict[str, Any] | None:
+    """The execute request's metadata from ipykernel (IPython < 9 has no `cell_meta`)."""
+    kernel = getattr(shell, "kernel", None)
+    get_parent = getattr(kernel, "get_parent", None)
+    if get_parent is None:
+        return None
+    try:
+        parent = get_parent("shell")
+    except Exception:  # an ipykernel without channels: nothing to read
+        return None
+    meta = parent.get("metadata") if isinstance(parent, dict) else None
+    return meta if isinstance(meta, dict) else None
