@@ -199,6 +199,48 @@ def load(magics: ChatMagics, args: Namespace) -> None:
     print(f"Loaded {len(loaded)} exchanges into session {loaded.name!r}.")
 
 
+@command(
+    "--restore",
+    metavar="PATH",
+    nargs="?",
+    const=True,
+    help="Rebuild every session from a saved notebook's replies (default: this notebook).",
+)
+def restore(magics: ChatMagics, args: Namespace) -> None:
+    from ._restore import notebook_path
+    from ._restore import restore as restore_notebook
+
+    path = args.restore if isinstance(args.restore, str) else None
+    if path is None:
+        path = notebook_path(magics.shell.user_ns if magics.shell else None)
+        if path is None:
+            raise UsageError(
+                "This front end does not say which notebook this is; "
+                "give its path: %chat_config --restore PATH.ipynb"
+            )
+    print(restore_notebook(path, magics.sessions).summary())
+
+
+def restore_at_load(magics: ChatMagics) -> None:
+    """`ChatMagics.restore = True`: restore at `%load_ext` when the notebook is known."""
+    from ._errors import ChatError
+    from ._restore import notebook_path
+    from ._restore import restore as restore_notebook
+
+    path = notebook_path(magics.shell.user_ns if magics.shell else None)
+    if path is None:
+        print(
+            "ipychat: ChatMagics.restore is on, but this front end does not say which notebook "
+            "this is; run %chat_config --restore PATH.ipynb.",
+            file=sys.stderr,
+        )
+        return
+    try:
+        print(f"ipychat: {restore_notebook(path, magics.sessions).summary()}")
+    except (ChatError, OSError) as exc:
+        print(f"ipychat: could not restore from {path}: {exc}", file=sys.stderr)
+
+
 @command("--history", help="Show the session's history.")
 def history(magics: ChatMagics, args: Namespace) -> None:
     from ._tables import HistoryTable

@@ -34,7 +34,9 @@ class ReplyView(Protocol):
 
     def update(self, delta: Delta) -> None: ...
 
-    def finish(self, reply: Reply, *, keep: bool = True) -> None: ...
+    def finish(
+        self, reply: Reply, *, keep: bool = True, exchange: dict[str, Any] | None = None
+    ) -> None: ...
 
     def discard(self) -> None: ...
 
@@ -80,12 +82,25 @@ class _Coalescing:
         raise NotImplementedError
 
 
-def _static_bundle(reply: Reply) -> dict[str, str]:
-    """What stays in the notebook: safe HTML, and the text with its status for plain viewers."""
-    return {
-        "text/html": render_reply_html(reply),
-        "text/plain": f"{reply.text}\n\n[{status_line(reply)}]",
-    }
+def _static_bundle(
+    reply: Reply, keep: bool = True, exchange: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What stays in the notebook: safe HTML, and the text with its status for plain viewers.
+
+    `exchange` (the recorded turn, see `_exchange`) rides along under its own MIME type, which
+    front ends and nbconvert ignore; a `%chat` line that returns its reply shows nothing here.
+    """
+    bundle: dict[str, Any] = {"text/plain": ""}
+    if keep:
+        bundle = {
+            "text/html": render_reply_html(reply),
+            "text/plain": f"{reply.text}\n\n[{status_line(reply)}]",
+        }
+    if exchange is not None:
+        from ._exchange import MIME_TYPE
+
+        bundle[MIME_TYPE] = exchange
+    return bundle
 
 
 class HTMLView(_Coalescing):
@@ -113,8 +128,10 @@ class HTMLView(_Coalescing):
         update_display(bundle, raw=True, display_id=self.display_id)
         self.updates += 1
 
-    def finish(self, reply: Reply, *, keep: bool = True) -> None:
-        self._replace(_static_bundle(reply) if keep else {"text/plain": ""})
+    def finish(
+        self, reply: Reply, *, keep: bool = True, exchange: dict[str, Any] | None = None
+    ) -> None:
+        self._replace(_static_bundle(reply, keep, exchange))
 
     def discard(self) -> None:
         self._replace({"text/plain": ""})
@@ -145,8 +162,10 @@ class WidgetView(HTMLView):
         )
         self.updates += 1
 
-    def finish(self, reply: Reply, *, keep: bool = True) -> None:
-        super().finish(reply, keep=keep)
+    def finish(
+        self, reply: Reply, *, keep: bool = True, exchange: dict[str, Any] | None = None
+    ) -> None:
+        super().finish(reply, keep=keep, exchange=exchange)
         self._close()
 
     def discard(self) -> None:
@@ -186,7 +205,9 @@ class TextView:
         self.out.flush()
         self.updates += 1
 
-    def finish(self, reply: Reply, *, keep: bool = True) -> None:
+    def finish(
+        self, reply: Reply, *, keep: bool = True, exchange: dict[str, Any] | None = None
+    ) -> None:
         if self.in_reasoning and self.color:
             self.out.write(self.RESET)
         if not self.wrote and reply.text and keep:  # a non-streamed reply
@@ -211,7 +232,9 @@ class NullView:
     def update(self, delta: Delta) -> None:
         pass
 
-    def finish(self, reply: Reply, *, keep: bool = True) -> None:
+    def finish(
+        self, reply: Reply, *, keep: bool = True, exchange: dict[str, Any] | None = None
+    ) -> None:
         pass
 
     def discard(self) -> None:

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from ._cells import CellRun
     from ._reply import Reply
 
-__all__ = ["FORMAT", "MIME_TYPE", "SavedExchange", "exchange_json", "read_exchange"]
+__all__ = [
+    "FORMAT",
+    "MIME_TYPE",
+    "SavedExchange",
+    "exchange_json",
+    "read_exchange",
+    "secret_redactor",
+]
 
 MIME_TYPE = "application/vnd.ipychat.exchange+json"
 FORMAT = "ipychat.exchange"
@@ -80,6 +87,29 @@ def exchange_json(
     return _scrub(data, redact)
 
 
+def secret_redactor(resolved: Any) -> Callable[[str], str]:
+    """Masks the key, every `extra_headers` value and URL credentials of `resolved` settings.
+
+    The exchange holds no field that carries them; this catches one pasted into a prompt or
+    echoed by a server into a reply.
+    """
+    from urllib.parse import urlsplit
+
+    secrets = [resolved.api_key.reveal()] if resolved.api_key else []
+    secrets += [str(v) for v in (resolved.extra_headers or {}).values()]
+    parts = urlsplit(resolved.base_url)
+    secrets += [p for p in (parts.username, parts.password) if p]
+    secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, "****")
+        return text
+
+    return redact
+
+
 def _scrub(value: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return redact(value)
@@ -110,7 +140,8 @@ def read_exchange(data: object) -> SavedExchange:
     Tolerant of what may change between versions and of hand edits: the data may be a JSON
     string, unknown fields are ignored, and only the messages themselves are required.
     """
-    if isinstance(data, str | list):  # nbformat may keep JSON as text, or split into lines
+    lines = isinstance(data, list) and all(isinstance(line, str) for line in data)
+    if isinstance(data, str) or lines:  # JSON kept as text, perhaps split into lines
         text = "".join(data) if isinstance(data, list) else data
         try:
             data = json.loads(text)

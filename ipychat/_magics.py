@@ -18,6 +18,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, U
 from traitlets import validate as trait_validate
 
 from . import _config_magic
+from ._cells import CellTracker
 from ._config import GENERATION_KEYS, Settings
 from ._config import validate as validate_setting
 from ._conversation import sessions
@@ -74,10 +75,14 @@ class ChatMagics(Magics):
     ).tag(config=True)
     update_rate = Float(20.0, help="Display updates per second while streaming.").tag(config=True)
     interpolate = Bool(True, help="Fill {name} references in prompts.").tag(config=True)
+    restore = Bool(
+        False, help="At %load_ext, restore the sessions saved in this kernel's notebook."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         self.settings = Settings.load()
         self.sessions = sessions
+        self.cells = CellTracker(sessions, shell)  # which cell runs: re-runs replace turns
         self._client: Any = None
         super().__init__(shell=shell, **kwargs)
 
@@ -182,12 +187,15 @@ class ChatMagics(Magics):
         from ._display import make_view
 
         view = make_view(mode, resolved.model, self.update_rate)
+        cell = self.cells.current
+        saved = _saved_exchange(conversation, prompt, cell, resolved, args.no_history)
         try:
             reply = conversation.send(
                 prompt,
                 client=self.client,
                 history=not args.no_history,
                 on_delta=view.update,
+                cell=cell,
                 **overrides,
             )
         except (ChatError, KeyboardInterrupt) as exc:
@@ -197,13 +205,13 @@ class ChatMagics(Magics):
                 if isinstance(exc, KeyboardInterrupt):
                     raise UsageError("Interrupted before any reply arrived.") from None
                 raise
-            view.finish(partial)
+            view.finish(partial, exchange=saved(partial))
             self._store(partial, args.out)
             kept = f"kept the partial reply ({len(partial.text)} characters) in _chat"
             if isinstance(exc, KeyboardInterrupt):
                 raise UsageError(f"Interrupted: {kept}, marked incomplete.") from None
             raise UsageError(f"{exc} ipychat {kept}, marked incomplete.") from None
-        view.finish(reply, keep=not one_line)
+        view.finish(reply, keep=not one_line, exchange=saved(reply))
         self._store(reply, args.out)
         return reply
 
@@ -247,6 +255,27 @@ class ChatMagics(Magics):
             raise UsageError(f"{exc.strerror or exc}: {exc.filename}") from None
 
 
+def _saved_exchange(
+    conversation: Any, prompt: str, cell: Any, resolved: Any, one_shot: bool
+) -> Any:
+    """A function giving a reply's exchange JSON for the notebook (None if not recorded)."""
+    from ._exchange import exchange_json, secret_redactor
+
+    def saved(reply: Any) -> dict[str, Any] | None:
+        if one_shot or not reply.text.strip():
+            return None
+        return exchange_json(
+            session=conversation.name,
+            prompt=prompt,
+            reply=reply,
+            cell=cell,
+            system=conversation.system,
+            redact=secret_redactor(resolved),
+        )
+
+    return saved
+
+
 def _print_retry(notice: Any) -> None:
     print(f"ipychat: {notice}", file=sys.stderr, flush=True)
 
@@ -262,6 +291,7 @@ def load(shell: Any) -> None:
         unload(shell)
     _instance = ChatMagics(shell=shell)
     shell.register_magics(_instance)
+    _instance.cells.register(shell)
     registry = shell.magics_manager.magics
     taken = []
     for short, full, kinds in (
@@ -274,6 +304,8 @@ def load(shell: Any) -> None:
                 registry[kind][short] = registry[kind][full]
             else:
                 taken.append(("%%" if kind == "cell" else "%") + short)
+    if _instance.restore:
+        _config_magic.restore_at_load(_instance)
     if taken and not _warned_taken:
         _warned_taken = True
         print(
@@ -291,5 +323,6 @@ def unload(shell: Any) -> None:
         table = shell.magics_manager.magics[kind]
         for name in [n for n, f in table.items() if getattr(f, "__self__", None) is _instance]:
             del table[name]
+    _instance.cells.unregister(shell)
     _instance.close()
     _instance = None

@@ -128,15 +128,17 @@ def _cell_exchanges(cell: object, number: int, skipped: list[str]) -> list[Saved
     if not isinstance(outputs, list):
         return []
     saved: list[SavedExchange] = []
+    marked = False
     for output in outputs:
         data = output.get("data") if isinstance(output, dict) else None
         if not isinstance(data, dict) or MIME_TYPE not in data:
             continue
+        marked = True
         try:
             saved.append(read_exchange(data[MIME_TYPE]))
         except ConversationError as exc:
             skipped.append(f"cell {number} ({exc})")
-    if not saved and _shows_reply(outputs) and _chat_source(cell.get("source")):
+    if not marked and _shows_reply(outputs) and _chat_source(cell.get("source")):
         skipped.append(f"cell {number} (a reply without a saved exchange, from an older ipychat)")
     return saved
 

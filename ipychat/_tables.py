@@ -48,14 +48,26 @@ class SettingsTable(Table):
 
 
 class HistoryTable(Table):
-    """A session's messages, oldest first; an interrupted reply is marked incomplete."""
+    """A session's messages, oldest first, with the cell each came from (`In [n]`).
+
+    An interrupted reply is marked incomplete.
+    """
 
     def __init__(self, conversation: Any) -> None:
         rows = [
-            (str(i), m.role + (" (incomplete)" if m.incomplete else ""), m.content)
+            (str(i), _cell_label(m), m.role + (" (incomplete)" if m.incomplete else ""), m.content)
             for i, m in enumerate(conversation.all_messages())
         ]
-        super().__init__(["#", "role", "content"], rows)
+        super().__init__(["#", "cell", "role", "content"], rows)
+
+
+def _cell_label(message: Any) -> str:
+    """`In [5]` for a cell run with a count, the id's start for one without, else nothing."""
+    if message.execution_count is not None:
+        return f"In [{message.execution_count}]"
+    if message.cell_id:
+        return f"cell {message.cell_id[:8]}"
+    return ""
 
 
 class SessionsTable(Table):

@@ -103,9 +103,30 @@ class Kernel:
         km.start_kernel(env=kernel_env(home, **env), cwd=str(home))
         return cls(km)
 
-    def run(self, code: str, *, timeout: float = 60, on_message: Any = None) -> Execution:
+    def run(
+        self,
+        code: str,
+        *,
+        timeout: float = 60,
+        on_message: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Execution:
+        """Execute `code`; `metadata` is the request's, as front ends send it (`cellId`)."""
         started = time.perf_counter()
-        msg_id = self.client.execute(code, allow_stdin=False)
+        if metadata is None:
+            msg_id = self.client.execute(code, allow_stdin=False)
+        else:
+            content = {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            }
+            msg = self.client.session.msg("execute_request", content, metadata=metadata)
+            self.client.shell_channel.send(msg)
+            msg_id = msg["header"]["msg_id"]
         execution = Execution(reply={})
         deadline = time.monotonic() + timeout
         idle = False

@@ -377,17 +377,21 @@ def test_from_json_refusals(text: str, match: str) -> None:
         Conversation.from_json(text)
 
 
+NO_CELL = {"cell_id": None, "execution_count": None}
+
+
 def test_to_records() -> None:
     conv = conversation("q", "a", system="s")
     conv.messages[1] = Message("assistant", "a", meta={"model": "m", "total_tokens": 9})
     assert conv.to_records() == [
-        {"index": 0, "role": "system", "content": "s", "incomplete": False},
-        {"index": 1, "role": "user", "content": "q", "incomplete": False},
+        {"index": 0, "role": "system", "content": "s", "incomplete": False, **NO_CELL},
+        {"index": 1, "role": "user", "content": "q", "incomplete": False, **NO_CELL},
         {
             "index": 2,
             "role": "assistant",
             "content": "a",
             "incomplete": False,
+            **NO_CELL,
             "model": "m",
             "total_tokens": 9,
         },

@@ -46,7 +46,8 @@ def test_streams_into_a_widget_then_leaves_static_html(kernel, server):
     assert updates, "the widget is updated while streaming"
     final = result.of_type("update_display_data")[-1]["content"]
     assert final["transient"]["display_id"] == first["transient"]["display_id"]
-    assert set(final["data"]) == {"text/html", "text/plain"}, "the saved output needs no widget"
+    kept = {"text/html", "text/plain", "application/vnd.ipychat.exchange+json"}
+    assert set(final["data"]) == kept, "no widget in the saved output; the exchange for --restore"
     assert "Echo: Hello &lt;b&gt;there&lt;/b&gt;" in final["data"]["text/html"]
     assert "<b>" not in final["data"]["text/html"], "model text never becomes markup"
     assert final["data"]["text/plain"].startswith("Echo: Hello <b>there</b>")
