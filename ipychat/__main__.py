@@ -130,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
             record=args.record,
             students=students,
             log=log,
+            keep_requests=False,
         ).start()
     except (OSError, ValueError) as error:
         print(f"ipychat: cannot start the server: {error}", file=sys.stderr)

@@ -112,6 +112,7 @@ class LocalServer:
     fallbacks). With `max_concurrent`, a request arriving while that many are being answered
     gets 429 with a `Retry-After` of `retry_after` seconds; `max_in_flight` is the most
     answered at once, and each `ReceivedRequest` says how many were in flight when it came.
+    `keep_requests=False` keeps no record in `requests` (a classroom server runs for hours).
     """
 
     def __init__(
@@ -134,6 +135,7 @@ class LocalServer:
         response_formats: tuple[str, ...] = FORMAT_TYPES,
         max_concurrent: int | None = None,
         retry_after: float = 1.0,
+        keep_requests: bool = True,
     ) -> None:
         self.host = host
         self.port = port  # the real port once started
@@ -158,6 +160,7 @@ class LocalServer:
         self.retry_after = retry_after
         self.in_flight = 0
         self.max_in_flight = 0
+        self.keep_requests = keep_requests
         self.requests: list[ReceivedRequest] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
@@ -246,7 +249,8 @@ class LocalServer:
     def _record(self, request: ReceivedRequest) -> Fault | None:
         """Record a chat request and hand it the fault at the head of the queue, if any."""
         with self._lock:
-            self.requests.append(request)
+            if self.keep_requests:
+                self.requests.append(request)
             if not self._faults:
                 return None
             fault = self._faults[0]
