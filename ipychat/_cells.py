@@ -3,10 +3,10 @@
 Front ends send the cell's id with each execute request (`metadata.cellId`: JupyterLab and
 Notebook 7 send the nbformat cell id, VS Code the cell's document URI), and IPython hands it to
 `pre_run_cell` handlers as `ExecutionInfo.cell_id`. JupyterLab also sends the ids of the cells
-deleted since its last execute request as `metadata.deletedCells`; IPython 9 passes the whole
-request metadata as `ExecutionInfo.cell_meta`, older versions only through the kernel's parent
-request. Terminal IPython, scripts and widget callbacks run no cell: `current` is None there,
-and exchanges append as they always did.
+deleted since its last execute request as `metadata.deletedCells`. Recent IPython (9.x) passes
+the whole request metadata as `ExecutionInfo.cell_meta`; without it, ipykernel's parent request
+(`kernel.get_parent("shell")`) has the same metadata. Terminal IPython, scripts and widget
+callbacks run no cell: `current` is None there, and exchanges append as they always did.
 """
 
 from __future__ import annotations

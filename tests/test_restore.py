@@ -183,7 +183,9 @@ def test_exchange_json_holds_no_secret_and_reads_back():
 
 def test_saved_notebook_restores_with_zero_requests(server, tmp_path):
     sources = [
-        f"%load_ext ipychat\n%chat_config base_url={server.base_url}",
+        f"%load_ext ipychat\n%chat_config base_url={server.base_url}\n"
+        "import os, ipychat\n"  # the header value comes from the environment, not the source
+        "ipychat._magics._instance.settings.set(extra_headers={'X-Team': os.environ['HDR']})",
         "%%chat --system 'Be brief.'\nalpha",
         "%%chat -s side\nside question",
         "%%chat\nbeta",
@@ -192,11 +194,12 @@ def test_saved_notebook_restores_with_zero_requests(server, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
     km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(tmp_path))
-    env = kernel_env(tmp_path, IPYCHAT_API_KEY=CANARY)
+    env = kernel_env(tmp_path, IPYCHAT_API_KEY=CANARY, HDR=HEADER)
     client = NotebookClient(nb, km=km, timeout=60, resources={"metadata": {"path": str(tmp_path)}})
     server.clear()
     client.execute(env=env)
     assert len(server.requests) == 4
+    assert server.requests[-1].headers["x-team"] == HEADER, "the header was sent"
     path = tmp_path / "saved.ipynb"
     nbformat.write(nb, path)
 
@@ -207,7 +210,9 @@ def test_saved_notebook_restores_with_zero_requests(server, tmp_path):
         if MIME_TYPE in o.get("data", {})
     ]
     assert [v["user"] for v in vendor] == ["alpha", "side question", "beta", "gamma"]
-    assert CANARY[3:15] not in json.dumps(vendor) and "Bearer" not in json.dumps(vendor)
+    scanned = json.dumps(vendor)
+    for secret in (CANARY, CANARY[3:15], CANARY[-12:], HEADER, HEADER[4:16], "Bearer", "X-Team"):
+        assert secret not in scanned, secret
 
     kernel = Kernel.start(tmp_path / "fresh", IPYCHAT_API_KEY=CANARY)
     try:
