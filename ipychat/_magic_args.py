@@ -1,32 +1,79 @@
 """Reading magic lines: options vs message, quotes, and `key=value` assignments.
 
-IPython's `parse_argstring` does the option parsing; these helpers cover what it does not: a
-line magic's message follows its options on the same line, quotes are kept by IPython's
-splitter, and `%chat_config` values may be any Python literal with spaces inside.
+Options are split the way a shell splits a command line, minus backslash escapes (Windows
+paths and `\\n` in a stop sequence stay as typed): words are separated by spaces, and quotes
+group a value and are removed, also inside a word (`--system="Be kind."`). A line magic's
+message starts at the first word that is not an option (or after `--`) and is kept exactly
+as written, quotes and all. `%chat_config` values stay Python literals (quotes, brackets).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import parse_argstring
 
-__all__ = ["parse", "split_assignments", "split_line_magic", "unquote"]
+__all__ = [
+    "help_text",
+    "parse",
+    "split_assignment",
+    "split_config_line",
+    "split_line_magic",
+    "words",
+]
 
 # An option next to which argparse would echo a value that may be the key (`--api-key=sk-...`).
 _KEY_OPTION = re.compile(r"(?:^|\s)--(?:a|[\w-]*key)")
+_LOOKS_LIKE_OPTION = re.compile(r"-[A-Za-z-]")
 
 
-def parse(magic: Any, line: str) -> Any:
-    """`parse_argstring`, with unbalanced quotes and a misplaced key turned into clear errors."""
+def _words(line: str) -> Iterator[tuple[str, int, int]]:
+    """(word without its quotes, start, end) for each word, read lazily left to right."""
+    i, n = 0, len(line)
+    while i < n:
+        if line[i].isspace():
+            i += 1
+            continue
+        start, value = i, []
+        while i < n and not line[i].isspace():
+            if line[i] in "\"'":
+                close = line.find(line[i], i + 1)
+                if close == -1:
+                    raise UsageError(
+                        f"Unbalanced quotes in the options (a {line[i]} is not closed); check them."
+                    )
+                value.append(line[i + 1 : close])
+                i = close + 1
+            else:
+                value.append(line[i])
+                i += 1
+        yield "".join(value), start, i
+
+
+def words(line: str) -> list[str]:
+    """The option words of `line`, quotes removed: `-s "my notes" -m x` -> [-s, my notes, -m, x]."""
+    return [word for word, _, _ in _words(line)]
+
+
+def _takes_value(action: Any) -> bool:
+    return action.nargs != 0
+
+
+def parse(magic: Any, line: str | list[str], *, fill: Callable[[str], str] | None = None) -> Any:
+    """The magic's arguments from `line` (or its words); each word is filled by `fill` if given.
+
+    Filling word by word keeps a filled value in one piece: `--system {prompt}` is one value
+    however many spaces the prompt holds.
+    """
+    tokens = words(line) if isinstance(line, str) else list(line)
+    if fill is not None:
+        tokens = [fill(token) for token in tokens]
     try:
-        return unquote(parse_argstring(magic, line))
-    except ValueError as exc:  # from shlex: "No closing quotation"
-        raise UsageError(f"Unbalanced quotes in the options ({exc}); check them.") from None
+        return magic.parser.parse_args(tokens)
     except UsageError:
-        if _KEY_OPTION.search(line):
+        if _KEY_OPTION.search(" ".join(tokens)):
             raise UsageError(
                 "Could not read the options; the message is not shown as it may hold the key. "
                 "--api-key takes no value: run %chat_config --api-key alone and type the key."
@@ -34,48 +81,94 @@ def parse(magic: Any, line: str) -> Any:
         raise
 
 
-def _strip_quotes(value: Any) -> Any:
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "\"'":
-        return value[1:-1]
-    return value
-
-
-def unquote(args: Any) -> Any:
-    """IPython's argument splitter keeps quotes: `--system "Be brief."` -> `Be brief.`."""
-    for name, value in vars(args).items():
-        if isinstance(value, list):
-            setattr(args, name, [_strip_quotes(v) for v in value])
-        else:
-            setattr(args, name, _strip_quotes(value))
-    return args
+def help_text(magic: Any) -> str:
+    """What `-h` / `--help` prints: the usage line and every option, as `%magic?` shows them."""
+    text = str(magic.parser.format_help())
+    return text.removeprefix("::\n\n").replace("%ipychat", "%chat", 1)
 
 
 def split_line_magic(method: Any, line: str) -> tuple[str, str]:
-    """`%chat -m x -t 0.2 what is {x}?` -> ("-m x -t 0.2", "what is {x}?")."""
-    parser = method.parser
-    words = line.split(" ")
-    taken = 0
-    while taken < len(words):
-        word = words[taken]
-        if not word:
-            taken += 1
-            continue
-        if not word.startswith("-") or word == "-" or word[1:2].isdigit():
-            break
-        action = parser._option_string_actions.get(word.split("=")[0])
-        if action is None:
-            break
-        taken += 1
-        if action.nargs != 0 and "=" not in word:
-            taken += 1
-    return " ".join(words[:taken]), " ".join(words[taken:])
+    """`%chat -m x -t 0.2 what is {x}?` -> ("-m x -t 0.2", "what is {x}?").
 
-
-def split_assignments(line: str) -> list[tuple[str, str]]:
-    """`a=1 b="x y" c={"k": [1, 2]}` -> [("a", "1"), ("b", '"x y"'), ("c", '{"k": [1, 2]}')].
-
-    Splits on spaces outside quotes and brackets, so values may be any Python literal.
+    The message starts at the first word that is not an option, or after `--`
+    (`%chat -- -v means?` sends "-v means?"), and is not read for quotes: it may hold an
+    apostrophe. A word that looks like an unknown option is refused rather than sent as
+    text: a typo in an option must not become the message.
     """
+    actions = method.parser._option_string_actions
+    i, n = 0, len(line)
+    end = 0
+    expect_value = False
+    while i < n:
+        if line[i].isspace():
+            i += 1
+            continue
+        if not expect_value and not _LOOKS_LIKE_OPTION.match(line, i):
+            break
+        word, start, stop = next(_words(line[i:]))
+        start, stop = start + i, stop + i
+        i = end = stop
+        if expect_value:
+            expect_value = False
+            continue
+        if word == "--":
+            return line[:start], line[stop:].lstrip(" ")
+        action = actions.get(word.split("=")[0])
+        if action is None:
+            raise UsageError(
+                f"Unknown option {word.split('=')[0]!r}; see %chat -h. To send text that "
+                "starts with a dash, put -- before it: %chat -- -v means?"
+            )
+        expect_value = _takes_value(action) and "=" not in word
+    return line[:end], line[end:].lstrip(" ")
+
+
+def split_config_line(parser: Any, line: str) -> tuple[list[str], list[str], list[str]]:
+    """A `%chat_config` line as (option words, `key=value` parts, bare setting names).
+
+    Parts are split on spaces outside quotes and brackets, so values may be any Python literal
+    (`b="x y"`, `c={"k": [1, 2]}`); an option's value is the next part, quotes removed.
+    """
+    options: list[str] = []
+    assignments: list[str] = []
+    names: list[str] = []
+    parts = _config_parts(line)
+    actions = parser._option_string_actions
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        i += 1
+        if part.startswith("-"):
+            options.append(part)
+            action = actions.get(part.split("=")[0])
+            if action is None or "=" in part or not _takes_value(action):
+                continue
+            many = action.nargs in ("+", "*")
+            while i < len(parts) and not parts[i].startswith("-"):
+                if many and "=" in parts[i]:
+                    break
+                options.append(words(parts[i])[0] if words(parts[i]) else "")
+                i += 1
+                if not many:
+                    break
+        elif "=" in part:
+            assignments.append(part)
+        elif part.isidentifier():
+            names.append(part)
+        else:
+            # `temperature 0.3`: show the pair, so the fix (`temperature=0.3`) is plain to see.
+            if names and parts[i - 2] == names[-1]:
+                part = f"{names[-1]} {part}"
+            # Next to a key option or setting the stray word may be the key: never echo it then.
+            shown = "a word that is not key=value" if "key" in line.lower() else repr(part)
+            raise UsageError(
+                f"Expected key=value, got {shown}; quote values that contain spaces, "
+                "e.g. %chat_config model=ops-qwen-turbo system='Be brief.'."
+            )
+    return options, assignments, names
+
+
+def _config_parts(line: str) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     depth = 0
@@ -102,15 +195,16 @@ def split_assignments(line: str) -> list[tuple[str, str]]:
         raise UsageError("Unbalanced quotes or brackets in %chat_config; check the values.")
     if current:
         parts.append("".join(current))
-    assignments = []
-    for part in parts:
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip().isidentifier():
-            # Next to `api_key= ` the stray word may be the key itself: never echo it then.
-            shown = "a word that is not key=value" if "api_key" in line else repr(part)
-            raise UsageError(
-                f"Expected key=value, got {shown}; quote values that contain spaces, "
-                "e.g. %chat_config model=ops-qwen-turbo system='Be brief.'."
-            )
-        assignments.append((key.strip(), value))
-    return assignments
+    return parts
+
+
+def split_assignment(part: str) -> tuple[str, str]:
+    """`b="x y"` -> ("b", '"x y"'); the key must be a name."""
+    key, eq, value = part.partition("=")
+    if not eq or not key.strip().isidentifier():
+        shown = "a word that is not key=value" if "key" in part.lower() else repr(part)
+        raise UsageError(
+            f"Expected key=value, got {shown}; quote values that contain spaces, "
+            "e.g. %chat_config model=ops-qwen-turbo system='Be brief.'."
+        )
+    return key.strip(), value

@@ -9,10 +9,19 @@ the reply, and `%chat_config` shows and changes settings and sessions. `%%ipycha
 from __future__ import annotations
 
 import sys
+from collections import ChainMap
+from keyword import iskeyword
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, observe
 from traitlets import validate as trait_validate
@@ -23,7 +32,10 @@ from ._config import GENERATION_KEYS, Settings
 from ._config import validate as validate_setting
 from ._conversation import sessions
 from ._errors import ChatError, ConfigError
-from ._magic_args import parse, split_assignments, split_line_magic
+from ._magic_args import help_text, parse, split_assignment, split_config_line, split_line_magic
+from ._questions import protect_questions
+from ._safetext import one_line
+from ._turn import Turn
 
 __all__ = ["ChatMagics", "load", "unload"]
 
@@ -86,6 +98,27 @@ class ChatMagics(Magics):
         self._client: Any = None
         super().__init__(shell=shell, **kwargs)
 
+    def reset_settings(self) -> None:
+        """`%chat_config --reset`: drop what was set in the kernel, keep IPython's config.
+
+        Values from `ipython_config.py` (`c.ChatMagics.model = ...`) and `%config` are
+        configuration, like the config file: they apply again after the reset.
+        """
+        self.settings.reset()
+        configured = self.config.get("ChatMagics", {})
+        values = {name: configured[name] for name in TRAIT_SETTINGS if name in configured}
+        if values:
+            self.settings.set(**{k: v for k, v in values.items() if v is not None})
+        self.sync_traits()
+
+    def kept_settings(self) -> dict[str, Any]:
+        """The values set in this kernel, to carry over a `%reload_ext ipychat`."""
+        return {
+            key: self.settings.get(key)
+            for key in self.settings.KEYS
+            if self.settings.source(key) == "set"
+        }
+
     # -- traitlets <-> settings ----------------------------------------------------------------
     @trait_validate(*TRAIT_SETTINGS)
     def _check_setting(self, proposal: Any) -> Any:
@@ -138,66 +171,86 @@ class ChatMagics(Magics):
     @argument("--presence-penalty", type=float, help="-2 to 2.")
     @argument("--frequency-penalty", type=float, help="-2 to 2.")
     @argument("--stop", action="append", help="Stop sequence (repeatable).")
-    @argument("-s", "--session", help="Named conversation (created on first use).")
-    @argument("--system", help="Set the session's system prompt.")
-    @argument("--new", action="store_true", help="Start the session afresh.")
+    @argument("-s", "--session", help="Named conversation (created when its first reply lands).")
+    @argument("--system", help="Set the session's system prompt (kept if the reply lands).")
+    @argument("--new", action="store_true", help="Start the session afresh (if the reply lands).")
     @argument("--no-history", action="store_true", help="One-shot: send and record no history.")
     @argument("--no-stream", action="store_true", help="Wait for the whole reply.")
+    @argument("--stream", action="store_true", help="Stream this reply even if stream=False.")
     @argument("-o", "--out", metavar="VAR", help="Also store the reply in variable VAR.")
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only store the reply.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} untouched.")
+    @argument("--dry-run", action="store_true", help="Show the request; send nothing.")
+    @argument("-h", "--help", action="store_true", help="Show this help.")
+    @needs_local_scope
     @no_var_expand
     @line_cell_magic
-    def ipychat(self, line: str, cell: str | None = None) -> Any:
+    def ipychat(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Send the cell (or the rest of the line) as the next user turn; the reply goes to `_chat`.
 
         `%%chat` streams the reply into the output; `r = %chat TEXT` returns it. `{name}`
         references to variables are filled in (see --no-interpolate). Settings: %chat_config.
         """
-        if cell is None:
-            options, text = split_line_magic(self.ipychat, line)
-        else:
-            options, text = line, cell
-        args = parse(self.ipychat, self._fill(options))
         one_line = cell is None
+        options, text = split_line_magic(self.ipychat, line) if one_line else (line, cell or "")
+        args = parse(self.ipychat, options)
+        if args.help:
+            print(help_text(self.ipychat))
+            return None
+        filler = None if args.no_interpolate or not self.interpolate else _Filler(self, local_ns)
+        if filler is not None:
+            args = parse(self.ipychat, options, fill=filler)
+            text = filler(text)
         try:
-            reply = self._chat(args, text, one_line=one_line)
+            reply = self._chat(args, text, one_line=one_line, filled=filler.names if filler else ())
         except ChatError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(one_line_error(exc)) from None
         return reply if one_line else None
 
-    def _chat(self, args: Any, text: str, *, one_line: bool) -> Any:
-        if args.out is not None and not args.out.isidentifier():
+    def _turn(self, args: Any, text: str, *, one_line: bool, filled: tuple[str, ...]) -> Turn:
+        """Check the cell's options and message, refusing bad input before anything is sent."""
+        if args.out is not None and (not args.out.isidentifier() or iskeyword(args.out)):
             raise UsageError(f"-o needs a variable name, got {args.out!r}.")
+        if args.stream and args.no_stream:
+            raise UsageError("Give --stream or --no-stream, not both.")
         overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
-        if args.no_stream:
-            overrides["stream"] = False
-        resolved = self.settings.resolve(**overrides)  # refuses bad values before anything else
-        prompt = text if args.no_interpolate or not self.interpolate else self._fill(text)
-        prompt = prompt.strip("\n").rstrip()  # the cell's trailing newline is not part of it
+        if args.no_stream or args.stream:
+            overrides["stream"] = bool(args.stream)
+        self.settings.resolve(**overrides)  # refuses bad values before anything else
+        prompt = text.strip("\n").rstrip()  # the cell's trailing newline is not part of it
         if not prompt.strip():
             where = "after %chat" if one_line else "below %%chat"
             raise UsageError(f"The message is empty: write it {where}.")
-        conversation = self.sessions.get(args.session)
-        if args.new:
-            conversation.reset()
-        if args.system is not None:
-            conversation.system = args.system
+        return Turn(
+            self.sessions,
+            args.session,
+            prompt,
+            overrides,
+            history=not args.no_history,
+            new=args.new,
+            system=args.system,
+            filled=filled,
+            cell=self.cells.current,
+        )
+
+    def _chat(self, args: Any, text: str, *, one_line: bool, filled: tuple[str, ...] = ()) -> Any:
+        turn = self._turn(args, text, one_line=one_line, filled=filled)
+        if args.dry_run:
+            from ._dry_run import describe
+
+            messages = turn.messages(self.settings)
+            request = describe(self.client, messages, turn.prompt, turn.overrides)
+            note = f"; filled: {', '.join(filled)}" if filled else ""
+            print(f"{request}\n(dry run: nothing was sent or recorded{note})")
+            return None
+        resolved = self.settings.resolve(**turn.overrides)
         mode = "quiet" if args.quiet else self.display_mode
         from ._display import make_view
 
         view = make_view(mode, resolved.model, self.update_rate)
-        cell = self.cells.current
-        saved = _saved_exchange(conversation, prompt, cell, resolved, args.no_history)
+        saved = _saved_exchange(turn, resolved)
         try:
-            reply = conversation.send(
-                prompt,
-                client=self.client,
-                history=not args.no_history,
-                on_delta=view.update,
-                cell=cell,
-                **overrides,
-            )
+            reply = turn.send(self.client, on_delta=view.update)
         except (ChatError, KeyboardInterrupt) as exc:
             partial = getattr(exc, "reply", None)
             if partial is None or not partial.text:
@@ -205,20 +258,21 @@ class ChatMagics(Magics):
                 if isinstance(exc, KeyboardInterrupt):
                     raise UsageError("Interrupted before any reply arrived.") from None
                 raise
+            partial.filled = list(filled)
             view.finish(partial, exchange=saved(partial))
             self._store(partial, args.out)
             kept = f"kept the partial reply ({len(partial.text)} characters) in _chat"
             if isinstance(exc, KeyboardInterrupt):
                 raise UsageError(f"Interrupted: {kept}, marked incomplete.") from None
-            raise UsageError(f"{exc} ipychat {kept}, marked incomplete.") from None
+            raise UsageError(f"{one_line_error(exc)} ipychat {kept}, marked incomplete.") from None
+        reply.filled = list(filled)
         view.finish(reply, keep=not one_line, exchange=saved(reply))
         self._store(reply, args.out)
         return reply
 
-    def _fill(self, text: str) -> str:
-        from ._interpolate import interpolate
-
-        return interpolate(text, self.shell.user_ns if self.shell else {})
+    def fill(self, text: str, local_ns: Any = None) -> str:
+        """`text` with `{name}` references filled from the caller's scope (see _interpolate)."""
+        return _Filler(self, local_ns)(text)
 
     def _store(self, reply: Any, name: str | None) -> None:
         if self.shell is None:
@@ -229,47 +283,74 @@ class ChatMagics(Magics):
 
     # -- %chat_config ------------------------------------------------------------------------------
     @_config_magic.config_arguments
+    @needs_local_scope
     @no_var_expand
     @line_magic
-    def ipychat_config(self, line: str) -> Any:
+    def ipychat_config(self, line: str, local_ns: Any = None) -> Any:
         """Show settings (no arguments), set them (key=value ...), and manage sessions.
 
         `{name}` references to variables are filled in, as in %%chat.
         """
-        line = self._fill(line)
-        if line.strip() and not line.lstrip().startswith("-"):
-            options, assignments = "", split_assignments(line)
-        else:
-            options, assignments = line, []
-        args = parse(self.ipychat_config, options)
-        if args.assignments:
-            raise UsageError(
-                "Give settings as key=value, e.g. "
-                "%chat_config model=ops-qwen-turbo temperature=0.3."
-            )
+        options, parts, names = split_config_line(self.ipychat_config.parser, line)
+        filler = _Filler(self, local_ns) if self.interpolate else None
+        args = parse(self.ipychat_config, options, fill=filler)
+        if args.help:
+            print(help_text(self.ipychat_config))
+            return None
+        args.assignments = [
+            (key, filler(value) if filler else value) for key, value in map(split_assignment, parts)
+        ]
+        args.show = names
         try:
-            return _config_magic.run(self, args, assignments)
+            return _config_magic.run(self, args)
         except ChatError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(one_line_error(exc)) from None
         except OSError as exc:
-            raise UsageError(f"{exc.strerror or exc}: {exc.filename}") from None
+            raise UsageError(one_line_error(f"{exc.strerror or exc}: {exc.filename}")) from None
 
 
-def _saved_exchange(
-    conversation: Any, prompt: str, cell: Any, resolved: Any, one_shot: bool
-) -> Any:
+class _Filler:
+    """Fills `{name}` from the caller's scope: a function's locals first, then the user's names.
+
+    Callable on each piece of text (the message, each option value); `names` collects what was
+    filled, for the status line. A value that cannot become text is one `UsageError` line.
+    """
+
+    def __init__(self, magics: ChatMagics, local_ns: Any) -> None:
+        user_ns = magics.shell.user_ns if magics.shell is not None else {}
+        local = local_ns is not None and local_ns is not user_ns
+        self.scope = ChainMap(local_ns, user_ns) if local else user_ns
+        self.names: tuple[str, ...] = ()
+
+    def __call__(self, text: str) -> str:
+        from ._interpolate import FillError, fill
+
+        try:
+            filled = fill(text, self.scope)
+        except FillError as exc:
+            raise UsageError(one_line(str(exc))) from None
+        self.names += tuple(name for name in filled.names if name not in self.names)
+        return filled.text
+
+
+def one_line_error(error: object) -> str:
+    """An error's text as one safe line: no control character reaches the terminal."""
+    return one_line(str(error), limit=2000)
+
+
+def _saved_exchange(turn: Turn, resolved: Any) -> Any:
     """A function giving a reply's exchange JSON for the notebook (None if not recorded)."""
     from ._exchange import exchange_json, secret_redactor
 
     def saved(reply: Any) -> dict[str, Any] | None:
-        if one_shot or not reply.text.strip():
+        if not turn.history or not reply.text.strip():
             return None
         return exchange_json(
-            session=conversation.name,
-            prompt=prompt,
+            session=turn.trial.name,
+            prompt=turn.prompt,
             reply=reply,
-            cell=cell,
-            system=conversation.system,
+            cell=turn.cell,
+            system=turn.trial.system,
             redact=secret_redactor(resolved),
         )
 
@@ -277,11 +358,12 @@ def _saved_exchange(
 
 
 def _print_retry(notice: Any) -> None:
-    print(f"ipychat: {notice}", file=sys.stderr, flush=True)
+    print(f"ipychat: {one_line_error(notice)}", file=sys.stderr, flush=True)
 
 
 _instance: ChatMagics | None = None
 _warned_taken = False
+_kept: dict[str, Any] = {}  # settings set in the kernel, kept from unload to the next load
 
 
 def load(shell: Any) -> None:
@@ -290,8 +372,16 @@ def load(shell: Any) -> None:
     if _instance is not None:
         unload(shell)
     _instance = ChatMagics(shell=shell)
+    for problem in getattr(_instance.settings, "problems", ()):
+        print(f"ipychat: {one_line_error(problem)}", file=sys.stderr)
+    if _kept:
+        _instance.settings.set(**_kept)
+        _instance.sync_traits()
+        _kept.clear()
     shell.register_magics(_instance)
     _instance.cells.register(shell)
+    if protect_questions not in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.append(protect_questions)
     registry = shell.magics_manager.magics
     taken = []
     for short, full, kinds in (
@@ -319,6 +409,9 @@ def unload(shell: Any) -> None:
     global _instance
     if _instance is None:
         return
+    _kept.update(_instance.kept_settings())
+    if protect_questions in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(protect_questions)
     for kind in ("line", "cell"):
         table = shell.magics_manager.magics[kind]
         for name in [n for n, f in table.items() if getattr(f, "__self__", None) is _instance]:

@@ -159,6 +159,8 @@ def status_line(reply: Reply, *, streaming: bool = False) -> str:
         parts.append(f"⚠ filtered by the content safety check ({reply.finish_reason})")
     elif not reply.complete:
         parts.append("⚠ incomplete")
+    if reply.filled and not streaming:
+        parts.append("filled: " + ", ".join(reply.filled))
     return " · ".join(parts)
 
 

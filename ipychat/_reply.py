@@ -74,6 +74,7 @@ class Reply:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     data: Any = None  # with a schema: the validated value (a model instance for a model class)
+    filled: list[str] = field(default_factory=list)  # `{name}` references filled into the prompt
 
     def __str__(self) -> str:
         return self.text

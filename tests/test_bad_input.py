@@ -80,8 +80,31 @@ CASES = [
     ("chat_config", "--bogus", None, ["unrecognized arguments: --bogus"]),
     ("chat_config", "--use", None, ["--use needs --session"]),
     # malformed %chat_config lines
-    ("chat_config", "temperature", None, ["key=value", "'temperature'"]),
-    ("chat_config", "temperature 0.3", None, ["key=value", "'temperature'"]),
+    ("chat_config", "temprature", None, ["Unknown setting 'temprature'"]),
+    ("chat_config", "temperature 0.3", None, ["key=value", "'temperature 0.3'"]),
+    ("chat_config", "api_key sk-canary-123456789", None, ["key=value", "not key=value"]),
+    # combinations that would do only part of what they say
+    ("chat_config", "--clear --undo", None, ["--clear, --undo cannot be combined"]),
+    ("chat_config", "--history --save", None, ["cannot be combined"]),
+    ("chat_config", "model=x --clear", None, ["key=value, --clear cannot be combined"]),
+    ("chat_config", "--with-key", None, ["--with-key goes with --save"]),
+    ("chat_config", "--new -s x", None, ["--new goes with --use"]),
+    ("chat_config", "model=x -s other", None, ["-s NAME goes with a session command"]),
+    ("chat_config", "--use -s typo", None, ["No session named 'typo'", "--new"]),
+    ("chat_config", "--delete", None, ["--delete needs -s NAME"]),
+    ("chat_config", "--delete -s nosuch", None, ["No session named 'nosuch'"]),
+    ("chat_config", "--rename x -s nosuch", None, ["No session named 'nosuch'"]),
+    ("chat_config", "--unset", None, ["--unset", "expected at least one argument"]),
+    ("chat_config", "--unset modle", None, ["Unknown setting 'modle'"]),
+    # line-magic options
+    ("chat", "-o class hi", None, ["-o needs a variable name", "'class'"]),
+    ("chat", "--bogus hi", None, ["Unknown option '--bogus'", "put -- before it"]),
+    ("chat", "-x hi", None, ["Unknown option '-x'"]),
+    ("chat", "--system 'unclosed hi", None, ["Unbalanced quotes"]),
+    ("chat", "--stream --no-stream hi", None, ["--stream or --no-stream, not both"]),
+    ("chat", "{bad_str}", None, ["Could not fill {bad_str}", "str() raised ZeroDivisionError"]),
+    ("chat", "{surrogate}", None, ["Could not fill {surrogate}", "lone surrogate"]),
+    ("chat", "--system {bad_str} hi", None, ["Could not fill {bad_str}"]),
     ("chat_config", "=3", None, ["key=value", "'=3'"]),
     ("chat_config", 'model="unbalanced', None, ["Unbalanced quotes"]),
     ("chat_config", 'extra_body={"a": 1', None, ["Unbalanced", "brackets"]),
@@ -155,11 +178,19 @@ def shell(server, workdir):
         mp.chdir(workdir)
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "ipychat")
+        ip.user_ns.update(bad_str=BadStr(), surrogate="lone \ud800 surrogate")
         try:
             yield ip
         finally:
             ip.run_line_magic("unload_ext", "ipychat")
             InteractiveShell.clear_instance()
+
+
+class BadStr:
+    """A value whose str() raises: filling it must be one line, not a traceback."""
+
+    def __str__(self) -> str:
+        raise ZeroDivisionError("division by zero")
 
 
 def magics():
@@ -229,7 +260,15 @@ CHAT_OPTIONS = [
     "-o",
     "--out",
 ]
-CHAT_FLAGS = ["--new", "--no-history", "--no-stream", "-q", "--quiet", "--no-interpolate"]
+CHAT_FLAGS = [
+    "--new",
+    "--no-history",
+    "--no-stream",
+    "--stream",
+    "-q",
+    "--quiet",
+    "--no-interpolate",
+]
 GARBAGE = [
     "--bogus",
     "-x",
@@ -390,7 +429,14 @@ KERNEL_CASES = [
     ("%%chat\n   \n", ["empty"]),
     ("%chat", ["empty"]),
     ("%chat_config temprature=0.5", ["Unknown setting 'temprature'"]),
-    ("%chat_config temperature", ["key=value"]),
+    ("%chat_config temperature 0.3", ["key=value"]),
+    ("%chat_config --clear --undo", ["cannot be combined"]),
+    ("%chat_config --use -s typo", ["No session named 'typo'"]),
+    (
+        "class B:\n    def __str__(self): return 1 / 0\nbad_str = B()\n%chat What is {bad_str}?",
+        ["Could not fill {bad_str}"],
+    ),
+    ("%chat -o class hi", ["-o needs a variable name"]),
     ("%chat_config max_retries=1.5", ["max_retries"]),
     ("%chat_config base_url=localhost:8000", ["base_url", "http://localhost:8000"]),
     ("%chat_config --load {folder}/not-json.json", ["not valid JSON"]),

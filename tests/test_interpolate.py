@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipychat._interpolate import interpolate
+from ipychat._interpolate import Filled, FillError, fill, interpolate
 
 
 class Watched:
@@ -111,10 +111,11 @@ def test_nested_json_with_known_names_inside_is_unchanged() -> None:
     assert interpolate(text, NS) == text
 
 
-def test_doubled_braces_around_a_reference_are_a_literal() -> None:
-    assert interpolate("{{x}} is {x}", NS) == "{x} is 3"
-    assert interpolate("{{nope}}", NS) == "{nope}"
-    assert interpolate("{{obj.title}}", NS) == "{obj.title}"
+def test_doubled_braces_are_sent_as_written() -> None:
+    assert interpolate("{{x}} is {x}", NS) == "{{x}} is 3"
+    assert interpolate("{{nope}}", NS) == "{{nope}}"
+    assert interpolate("{{{obj.title}}}", NS) == "{{{obj.title}}}"
+    assert interpolate('{"a": {x}}', NS) == '{"a": 3}', "a single brace inside JSON is a reference"
 
 
 @pytest.mark.parametrize(
@@ -161,9 +162,96 @@ def test_text_without_braces_is_unchanged(text: str) -> None:
 
 
 @given(st.text(max_size=60))
-def test_empty_namespace_changes_only_doubled_references(text: str) -> None:
-    out = interpolate(text, {})
-    if "{{" not in text:
-        assert out == text
-    else:
-        assert len(out) <= len(text)
+def test_empty_namespace_changes_nothing(text: str) -> None:
+    assert interpolate(text, {}) == text
+
+
+CODE_AND_MATH = {
+    "x": 42,
+    "i": 2,
+    "name": "Alice",
+    "d": {"k": 1},
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '```python\nprint(f"row {i}: {name}")\n```',
+        "~~~\n{x}\n~~~",
+        "  ```\n{x}\n  ````",  # indented fence, longer closer
+        "```\n{x}\n",  # an unclosed fence runs to the end, as in Markdown
+        "`'{d}'.format(d=1)`",
+        "`` a ` {x} ``",  # a code span holding a backtick
+        "```{x}```",  # backticks on one line are inline code, not a fence
+        r"$\frac{1}{x}$",
+        r"$$\sum_{i} {x}$$",
+        r"\(x^{x}\)",
+        r"\[{name}\]",
+        "$${x}\n{i}$$",  # display math over lines
+    ],
+)
+def test_code_and_math_are_never_filled(text: str) -> None:
+    assert fill(text, CODE_AND_MATH) == Filled(text, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("costs $5 and {x} and $10", "costs $5 and 42 and $10"),  # prices are not math
+        (r"\$ {x} \$", r"\$ 42 \$"),  # escaped dollars are not math
+        ("a ` lone backtick {x}", "a ` lone backtick 42"),
+        ("```\ncode {x}\n```\nprose {x}", "```\ncode {x}\n```\nprose 42"),
+        ("`{x}` but {x}", "`{x}` but 42"),
+    ],
+)
+def test_text_around_code_and_math_is_filled(text: str, expected: str) -> None:
+    assert interpolate(text, CODE_AND_MATH) == expected
+
+
+def test_fill_reports_each_filled_reference_once_in_order() -> None:
+    filled = fill("{name} {i} {name} {d['k']} {nope} `{x}`", CODE_AND_MATH)
+    assert filled.text == "Alice 2 Alice 1 {nope} `{x}`"
+    assert filled.names == ("name", "i", "d['k']")
+
+
+class BadStr:
+    def __str__(self) -> str:
+        raise ZeroDivisionError("secret detail")
+
+
+class SurrogateStr:
+    def __str__(self) -> str:
+        return "ok \udcff"
+
+
+class Lying:
+    @property
+    def title(self) -> str:
+        raise RuntimeError("property failed")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (BadStr(), ("{v}", "str() raised ZeroDivisionError", "--no-interpolate")),
+        ("a\ud800b", ("{v}", "lone surrogate", "U+D800")),
+        (SurrogateStr(), ("{v}", "lone surrogate", "U+DCFF")),
+    ],
+)
+def test_values_that_cannot_be_sent_give_one_line(value: Any, words: tuple[str, ...]) -> None:
+    with pytest.raises(FillError) as caught:
+        fill("value: {v}", {"v": value})
+    message = str(caught.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_a_property_that_raises_leaves_the_reference() -> None:
+    assert fill("{o.title}", {"o": Lying()}) == Filled("{o.title}", ())
+
+
+def test_mapping_namespaces_are_read_with_item_lookup() -> None:
+    from collections import ChainMap
+
+    scope = ChainMap({"x": "local"}, {"x": "global", "y": "g"})
+    assert interpolate("{x} {y}", scope) == "local g"

@@ -112,7 +112,9 @@ def test_named_sessions_and_one_shot(kernel, server):
         ("class C: name = 'ada'\nc = C()", "attr {c.name}", "attr ada"),
         ("", 'def f():\n    return {"a": {"b": 1}}', 'def f():\n    return {"a": {"b": 1}}'),
         ("", "f'{undefined_name}' and {1 + 1}", "f'{undefined_name}' and {1 + 1}"),
-        ("x = 42", "literal {{x}}", "literal {x}"),
+        ("x = 42", "literal {{x}}", "literal {{x}}"),
+        ("x = 42", "code `{x}` and {x}", "code `{x}` and 42"),
+        ("x = 42", "$\\frac{1}{x}$ is {x}", "$\\frac{1}{x}$ is 42"),
         ("", "{__import__('os').getcwd()}", "{__import__('os').getcwd()}"),
     ],
 )
