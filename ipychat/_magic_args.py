@@ -10,13 +10,18 @@ as written, quotes and all. `%chat_config` values stay Python literals (quotes, 
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from IPython.core.error import UsageError
 
+from ._safetext import one_line
+
 __all__ = [
+    "Filler",
     "help_text",
+    "one_line_error",
     "parse",
     "split_assignment",
     "split_config_line",
@@ -208,3 +213,32 @@ def split_assignment(part: str) -> tuple[str, str]:
             "e.g. %chat_config model=ops-qwen-turbo system='Be brief.'."
         )
     return key.strip(), value
+
+
+class Filler:
+    """Fills `{name}` from the caller's scope: a function's locals first, then the user's names.
+
+    Callable on each piece of text (the message, each option value); `names` collects what was
+    filled, for the status line. A value that cannot become text is one `UsageError` line.
+    """
+
+    def __init__(self, magics: Any, local_ns: Any) -> None:
+        user_ns = magics.shell.user_ns if magics.shell is not None else {}
+        local = local_ns is not None and local_ns is not user_ns
+        self.scope = ChainMap(local_ns, user_ns) if local else user_ns
+        self.names: tuple[str, ...] = ()
+
+    def __call__(self, text: str) -> str:
+        from ._interpolate import FillError, fill
+
+        try:
+            filled = fill(text, self.scope)
+        except FillError as exc:
+            raise UsageError(one_line(str(exc))) from None
+        self.names += tuple(name for name in filled.names if name not in self.names)
+        return filled.text
+
+
+def one_line_error(error: object) -> str:
+    """An error's text as one safe line: no control character reaches the terminal."""
+    return one_line(str(error), limit=2000)

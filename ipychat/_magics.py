@@ -9,7 +9,6 @@ the reply, and `%chat_config` shows and changes settings and sessions. `%%ipycha
 from __future__ import annotations
 
 import sys
-from collections import ChainMap
 from keyword import iskeyword
 from typing import Any
 
@@ -32,9 +31,16 @@ from ._config import GENERATION_KEYS, Settings
 from ._config import validate as validate_setting
 from ._conversation import sessions
 from ._errors import ChatError, ConfigError
-from ._magic_args import help_text, parse, split_assignment, split_config_line, split_line_magic
+from ._magic_args import (
+    Filler,
+    help_text,
+    one_line_error,
+    parse,
+    split_assignment,
+    split_config_line,
+    split_line_magic,
+)
 from ._questions import protect_questions
-from ._safetext import one_line
 from ._turn import Turn
 
 __all__ = ["ChatMagics", "load", "unload"]
@@ -197,7 +203,7 @@ class ChatMagics(Magics):
         if args.help:
             print(help_text(self.ipychat))
             return None
-        filler = None if args.no_interpolate or not self.interpolate else _Filler(self, local_ns)
+        filler = None if args.no_interpolate or not self.interpolate else Filler(self, local_ns)
         if filler is not None:
             args = parse(self.ipychat, options, fill=filler)
             text = filler(text)
@@ -272,7 +278,7 @@ class ChatMagics(Magics):
 
     def fill(self, text: str, local_ns: Any = None) -> str:
         """`text` with `{name}` references filled from the caller's scope (see _interpolate)."""
-        return _Filler(self, local_ns)(text)
+        return Filler(self, local_ns)(text)
 
     def _store(self, reply: Any, name: str | None) -> None:
         if self.shell is None:
@@ -292,7 +298,7 @@ class ChatMagics(Magics):
         `{name}` references to variables are filled in, as in %%chat.
         """
         options, parts, names = split_config_line(self.ipychat_config.parser, line)
-        filler = _Filler(self, local_ns) if self.interpolate else None
+        filler = Filler(self, local_ns) if self.interpolate else None
         args = parse(self.ipychat_config, options, fill=filler)
         if args.help:
             print(help_text(self.ipychat_config))
@@ -307,35 +313,6 @@ class ChatMagics(Magics):
             raise UsageError(one_line_error(exc)) from None
         except OSError as exc:
             raise UsageError(one_line_error(f"{exc.strerror or exc}: {exc.filename}")) from None
-
-
-class _Filler:
-    """Fills `{name}` from the caller's scope: a function's locals first, then the user's names.
-
-    Callable on each piece of text (the message, each option value); `names` collects what was
-    filled, for the status line. A value that cannot become text is one `UsageError` line.
-    """
-
-    def __init__(self, magics: ChatMagics, local_ns: Any) -> None:
-        user_ns = magics.shell.user_ns if magics.shell is not None else {}
-        local = local_ns is not None and local_ns is not user_ns
-        self.scope = ChainMap(local_ns, user_ns) if local else user_ns
-        self.names: tuple[str, ...] = ()
-
-    def __call__(self, text: str) -> str:
-        from ._interpolate import FillError, fill
-
-        try:
-            filled = fill(text, self.scope)
-        except FillError as exc:
-            raise UsageError(one_line(str(exc))) from None
-        self.names += tuple(name for name in filled.names if name not in self.names)
-        return filled.text
-
-
-def one_line_error(error: object) -> str:
-    """An error's text as one safe line: no control character reaches the terminal."""
-    return one_line(str(error), limit=2000)
 
 
 def _saved_exchange(turn: Turn, resolved: Any) -> Any:
