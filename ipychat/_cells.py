@@ -40,6 +40,7 @@ class CellTracker:
         self.registry = registry
         self.shell = shell
         self.current: CellRun | None = None
+        self._sent_to: set[str] = set()  # sessions this run sent to
         self.dropped = 0  # exchanges dropped because their cell was deleted (for tests, notes)
 
     def register(self, shell: Any) -> None:
@@ -55,7 +56,12 @@ class CellTracker:
                 shell.events.unregister(event, handler)
         self.current = None
 
+    def sending(self, session: str) -> None:
+        """Note that this cell run sends in `session` (its old exchange there is its to replace)."""
+        self._sent_to.add(session)
+
     def pre_run_cell(self, info: Any) -> None:
+        self._sent_to = set()
         cell_id = getattr(info, "cell_id", None)
         deleted = _deleted_cells(info, self.shell)
         if deleted:
@@ -69,6 +75,8 @@ class CellTracker:
         self.current = CellRun(cell_id, next(_runs), count)
 
     def post_run_cell(self, result: Any) -> None:
+        if self.current is not None:
+            self.dropped += self.registry.retire_cell(self.current, keep=self._sent_to)
         self.current = None
 
 

@@ -159,6 +159,10 @@ class Conversation:
         ]
         return True
 
+    def recorded_in(self, cell: CellRun) -> bool:
+        """Whether this run of `cell` recorded an exchange here."""
+        return self._cell_runs.get(cell.id) == cell.run
+
     def drop_cells(self, cell_ids: Iterable[str]) -> int:
         """Remove the exchanges of these cells (deleted in the notebook); returns how many."""
         ids = set(cell_ids)
@@ -351,6 +355,22 @@ class SessionRegistry:
         """Remove the exchanges of deleted cells from every session; returns how many."""
         ids = list(cell_ids)
         return sum(conv.drop_cells(ids) for conv in self._sessions.values())
+
+    def retire_cell(self, cell: CellRun, keep: Iterable[str] = ()) -> int:
+        """After a run of `cell` that recorded, drop its older exchanges from other sessions.
+
+        A cell whose `-s` changed leaves its old session that way. Sessions in `keep` (a
+        request of this run failed there) and runs that recorded nothing change nothing.
+        """
+        convs = self._sessions
+        if not any(conv.recorded_in(cell) for conv in convs.values()):
+            return 0
+        kept = set(keep)
+        return sum(
+            conv.drop_cells([cell.id])
+            for name, conv in convs.items()
+            if name not in kept and not conv.recorded_in(cell)
+        )
 
     def __contains__(self, name: object) -> bool:
         return name in self._sessions

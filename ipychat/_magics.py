@@ -255,6 +255,7 @@ class ChatMagics(Magics):
 
         view = make_view(mode, resolved.model, self.update_rate)
         saved = _saved_exchange(turn, resolved)
+        self.cells.sending(turn.session.name)  # its old exchange there is this run's to replace
         try:
             reply = turn.send(self.client, on_delta=view.update)
         except (ChatError, KeyboardInterrupt) as exc:

@@ -199,3 +199,28 @@ def test_the_tracker_reads_deleted_cells_from_the_kernel_without_cell_meta() -> 
     tracker = CellTracker(registry, SimpleNamespace(execution_count=2, kernel=kernel))
     tracker.pre_run_cell(SimpleNamespace(cell_id="B", store_history=True))
     assert len(registry.get()) == 0 and tracker.current.execution_count == 1
+
+
+def test_a_cell_that_moves_to_another_session_leaves_the_old_one() -> None:
+    registry = SessionRegistry()
+    tracker = CellTracker(registry, SimpleNamespace(execution_count=1, kernel=None))
+
+    def run_cell(session: str, prompt: str | None, *, fails: bool = False) -> None:
+        tracker.pre_run_cell(info("C"))
+        if prompt is not None:
+            tracker.sending(session)
+            if not fails:
+                registry.get(session).record(prompt, Reply(text="ok"), cell=tracker.current)
+        tracker.post_run_cell(None)
+
+    Notebook(registry.get("A")).run("X", "x")
+    run_cell("A", "in A")
+    run_cell("A", None)  # the cell ran without sending (an error before %chat, say)
+    assert [m.content for m in registry.get("A").messages[::2]] == ["x", "in A"]
+    run_cell("B", "in B", fails=True)  # nothing recorded anywhere: nothing changes
+    assert [m.content for m in registry.get("A").messages[::2]] == ["x", "in A"]
+    run_cell("B", "in B")  # `-s A` edited to `-s B`
+    assert [m.content for m in registry.get("A").messages[::2]] == ["x"]
+    assert [m.content for m in registry.get("B").messages[::2]] == ["in B"]
+    run_cell("B", "in B again")
+    assert [m.content for m in registry.get("B").messages[::2]] == ["in B again"]

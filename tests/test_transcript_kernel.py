@@ -134,3 +134,11 @@ def test_the_final_output_carries_the_exchange_without_secrets(kernel, server):
     line = run_cell(kernel, "cell-l", "r = %chat a line")
     data = line.of_type("update_display_data")[-1]["content"]["data"]
     assert data["text/plain"] == "" and data[MIME_TYPE]["user"] == "a line"
+
+
+def test_a_cell_moved_to_another_session_leaves_the_old_one(kernel, server):
+    run_cell(kernel, "cell-a", "%%chat -s one\nalpha")
+    run_cell(kernel, "cell-b", "%%chat -s one\nbeta")
+    run_cell(kernel, "cell-b", "%%chat -s two\nbeta")
+    assert [text for role, text, _ in history(kernel, "one") if role == "user"] == ["alpha"]
+    assert [text for role, text, _ in history(kernel, "two") if role == "user"] == ["beta"]
