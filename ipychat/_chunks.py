@@ -3,7 +3,9 @@
 Tolerates the ways servers differ: usage on a final chunk whose `choices` is empty (OpenAI,
 vLLM) or not (LiteLLM) or on the finish chunk (transformers serve); reasoning as
 `reasoning_content` (Qwen, DashScope) or `reasoning` (vLLM, Ollama); no `[DONE]` after the
-finish chunk; error objects inside the stream; stray non-JSON data lines.
+finish chunk; error objects inside the stream; stray non-JSON data lines; and chunks of odd
+shapes (content as a list of parts, a string `delta`, numbers, objects where lists belong),
+which `_shapes` reads as text or skips with a warning: never a TypeError.
 """
 
 from __future__ import annotations
@@ -12,15 +14,22 @@ import json
 import time
 from typing import Any, NamedTuple
 
-from ._config import Secret, redact
-from ._errors import StreamError
+from ._errors import APIStatusError, StreamError
 from ._reply import Reply, Usage
+from ._secrets import Secret, redact
+from ._shapes import choice_text, finish_text, first_choice
 from ._sse import ServerSentEvent
+from ._status import OVERFLOW_ADVICE, clean_message, error_details, is_context_overflow
 
-__all__ = ["Delta", "ReplyBuilder", "error_details"]
+__all__ = ["Delta", "ReplyBuilder"]
 
 _new_tuple = tuple.__new__
-_decode_json = json.JSONDecoder().decode  # json.loads minus its per-call argument checks
+_decode_json = json.JSONDecoder().decode
+# The C scanner itself: json.loads minus its argument checks and its two whitespace regexes.
+# A chunk with surrounding whitespace or trailing data takes the careful path instead.
+_scan_json = json.JSONDecoder().scan_once
+_NO_DELTA: dict[str, Any] = {}
+_JSON_ERRORS = (ValueError, StopIteration, RecursionError)
 
 
 class Delta(NamedTuple):
@@ -31,33 +40,6 @@ class Delta(NamedTuple):
 
     content: str = ""
     reasoning: str = ""
-
-
-def error_details(body: object) -> tuple[str | None, str | None, str | None]:
-    """(message, code, request_id) from any error body shape servers use.
-
-    OpenAI `{"error": {"message", "code", "type"}}`, the reference service's flat
-    `{"code", "message", "request_id"}`, FastAPI `{"detail": ...}`, vLLM's integer codes.
-    """
-    if not isinstance(body, dict):
-        return None, None, None
-    request_id = body.get("request_id") or body.get("requestId") or body.get("id")
-    inner = body.get("error", body)
-    if isinstance(inner, str):
-        return inner, None, _str_or_none(request_id)
-    if not isinstance(inner, dict):
-        return None, None, _str_or_none(request_id)
-    message = inner.get("message") or inner.get("msg")
-    if message is None and "detail" in inner:
-        detail = inner["detail"]
-        message = detail if isinstance(detail, str) else json.dumps(detail)[:300]
-    code = inner.get("code") or inner.get("type")
-    request_id = request_id or inner.get("request_id")
-    return _str_or_none(message), _str_or_none(code), _str_or_none(request_id)
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None or value == "" else str(value)
 
 
 class ReplyBuilder:
@@ -84,10 +66,36 @@ class ReplyBuilder:
         self.warnings: list[str] = []
         self.prompt = prompt
         self.params = params or {}
+        self._metadata_left = 3  # chunks still read for id, model and created
 
     @property
     def has_content(self) -> bool:
         return self.first_token_at is not None
+
+    # -- streams -------------------------------------------------------------------------------
+    def add_events(self, events: list[str | ServerSentEvent], url: str = "") -> list[Delta]:
+        """Apply events as `SSEDecoder.feed` returns them; returns the new text they carried.
+
+        The streaming hot path: a plain event's data goes straight to the JSON scanner and
+        `add_chunk`; `[DONE]`, errors, named events and anything odd go through `add_event`.
+        """
+        deltas: list[Delta] = []
+        add_chunk = self.add_chunk
+        for event in events:
+            if event.__class__ is str:
+                try:
+                    chunk, end = _scan_json(event, 0)
+                except _JSON_ERRORS:
+                    chunk, end = None, -1
+                if end == len(event) and chunk.__class__ is dict and "error" not in chunk:
+                    delta = add_chunk(chunk)
+                else:
+                    delta = self.add_event(ServerSentEvent("message", event), url)  # type: ignore[arg-type]
+            else:
+                delta = self.add_event(event, url)  # type: ignore[arg-type]
+            if delta is not None:
+                deltas.append(delta)
+        return deltas
 
     def add_event(self, event: ServerSentEvent, url: str = "") -> Delta | None:
         """Apply one SSE event; returns the new text it carried, if any."""
@@ -97,36 +105,47 @@ class ReplyBuilder:
             return None
         try:
             chunk = _decode_json(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             if event.event == "error":
-                self._raise_stream_error({"error": {"message": data}}, url)
-            self._warn(f"Skipped a data line that is not JSON: {data[:80]!r}")
+                self._raise_error({"error": {"message": data}}, url)
+            self._warn(f"Skipped a data line that is not JSON: {self._redact(data)[:80]!r}")
             return None
         if not isinstance(chunk, dict):
             if event.event == "error":  # e.g. `error: "context overflow"`
-                self._raise_stream_error({"error": {"message": str(chunk)}}, url)
-            self._warn(f"Skipped a data line that is not a JSON object: {data[:80]!r}")
+                self._raise_error({"error": {"message": str(chunk)}}, url)
+            line = self._redact(data)[:80]
+            self._warn(f"Skipped a data line that is not a JSON object: {line!r}")
             return None
-        if event.event == "error" or "error" in chunk:
-            self._raise_stream_error(chunk, url)
+        if event.event == "error" or chunk.get("error"):
+            self._raise_error(chunk, url)
         return self.add_chunk(chunk)
 
     def add_chunk(self, chunk: dict[str, Any]) -> Delta | None:
-        # The hot path of streaming: one call per chunk, so it reads each field once.
-        if self.id is None:
+        # The hot path of streaming: one call per chunk, so it reads each field once. Any shape
+        # but the usual one fails a check or raises here and goes to `_odd_chunk`.
+        if self._metadata_left:
             self._take_metadata(chunk)
-        if chunk.get("usage"):
-            self.usage = Usage.from_json(chunk["usage"]) or self.usage
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage.from_json(usage) or self.usage
         content = reasoning = ""
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content") or ""
-            if "reasoning_content" in delta or "reasoning" in delta:
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-            if choice.get("finish_reason"):
-                self.finish_reason = str(choice["finish_reason"])
+        choices = chunk.get("choices")
+        if choices:
+            try:
+                for choice in choices:
+                    if choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta") or _NO_DELTA
+                    content = delta.get("content") or ""
+                    if "reasoning_content" in delta or "reasoning" in delta:
+                        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                    finish = choice.get("finish_reason")
+                    if finish:
+                        self.finish_reason = finish_text(finish)
+                if content.__class__ is not str or reasoning.__class__ is not str:
+                    raise TypeError
+            except (AttributeError, TypeError):
+                content, reasoning = self._odd_chunk(choices)
         if not (content or reasoning):
             return None
         if self.first_token_at is None:
@@ -137,50 +156,86 @@ class ReplyBuilder:
             self.reasoning_parts.append(reasoning)
         return _new_tuple(Delta, (content, reasoning))  # once per chunk: skip NamedTuple.__new__
 
-    def add_completion(self, body: dict[str, Any], url: str = "") -> None:
+    def _odd_chunk(self, choices: object) -> tuple[str, str]:
+        choice = first_choice(choices, self._warn)
+        if choice is None:
+            return "", ""
+        finish = finish_text(choice.get("finish_reason"))
+        if finish is not None:
+            self.finish_reason = finish
+        return choice_text(choice, "delta", self._warn)
+
+    # -- whole answers -------------------------------------------------------------------------
+    def add_completion(self, body: object, url: str = "") -> None:
         """Apply a whole non-streaming `chat.completion` body (or raise the error it holds)."""
-        if "error" in body:
-            self._raise_stream_error(body, url)
+        if not isinstance(body, dict):
+            self._no_reply(url, f"the body is a JSON {type(body).__name__}, not an object")
+        if body.get("error"):
+            self._raise_error(body, url, where="answer")
         self._take_metadata(body)
         self.usage = Usage.from_json(body.get("usage")) or self.usage
-        choices = body.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
-        content = message.get("content") or ""
-        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        choice = first_choice(body.get("choices"), self._warn)
+        if choice is None:
+            self._no_reply(url, "it holds no choices")
+        content, reasoning = choice_text(choice, "message", self._warn)
         if content or reasoning:
             self.first_token_at = time.perf_counter()
         self.text_parts = [content] if content else []
         self.reasoning_parts = [reasoning] if reasoning else []
-        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        self.finish_reason = finish_text(choice.get("finish_reason")) or self.finish_reason
         self.done = True
 
+    def _no_reply(self, url: str, why: str) -> Any:
+        skipped = f" ({self.warnings[0].rstrip('.')})" if self.warnings else ""
+        raise APIStatusError(
+            f"200 from {url}, but {why}{skipped}: no reply to show. Check that base_url is an "
+            "OpenAI-compatible chat completions endpoint.",
+            url=url,
+            status=200,
+            setting="base_url",
+        )
+
+    # -- shared --------------------------------------------------------------------------------
     def _take_metadata(self, chunk: dict[str, Any]) -> None:
+        self._metadata_left -= 1
         if self.id is None and chunk.get("id"):
-            self.id = str(chunk["id"])
-        if self.model is None and chunk.get("model"):
-            self.model = str(chunk["model"])
+            self.id = str(chunk["id"])[:200]
+        if self.model is None and isinstance(chunk.get("model"), str) and chunk["model"]:
+            self.model = chunk["model"][:200]
         if self.created is None and isinstance(chunk.get("created"), int):
             self.created = chunk["created"]
+        if self.id is not None and self.model is not None:
+            self._metadata_left = 0
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.secret)
 
     def _warn(self, text: str) -> None:
-        self.warnings.append(redact(text, self.secret))
+        text = self._redact(text)
+        if text not in self.warnings:  # one note per kind of oddity, not one per chunk
+            self.warnings.append(text)
 
-    def _raise_stream_error(self, chunk: dict[str, Any], url: str) -> None:
+    def _raise_error(self, chunk: dict[str, Any], url: str, where: str = "stream") -> None:
         # Servers may echo the request's headers, so every field is masked, not just the text.
         message, code, request_id = (
-            None if part is None else redact(part, self.secret) for part in error_details(chunk)
+            None if part is None else self._redact(part) for part in error_details(chunk)
         )
-        message = (message or "no message").rstrip().rstrip(".")
-        text = f"The server sent an error in the stream from {url}: {message}"
+        overflow = is_context_overflow(message, code)
+        text = f"The server sent an error in the {where} from {url}: "
+        text += clean_message(message or "no message")
         if code:
-            text += f" ({code})"
+            text += f" ({clean_message(code, 60)})"
+        text += "."
+        if overflow:
+            text += " " + OVERFLOW_ADVICE
         raise StreamError(
-            text + ".",
+            text,
             url=url,
             code=code,
             request_id=request_id,
             reply=self.build(complete=False, error=text),
+            setting="history_limit" if overflow else None,
+            overflow=overflow,
         )
 
     def build(self, *, complete: bool | None = None, error: str | None = None) -> Reply:

@@ -1,21 +1,20 @@
 """The HTTP client: messages in, a streamed or whole `Reply` out, over httpx.
 
 Everything that does not touch the network (building the request, reading error bodies,
-deciding whether and when to retry) lives in plain functions shared by the sync and the async
-client, so the two differ only in `await`. Retries happen on connection errors, timeouts before
-a response, 408, 409, 429 and 5xx, honouring `Retry-After` / `retry-after-ms`, and never once
-any content of a stream has arrived. A streaming response is always closed, also when the
-caller stops iterating (Ctrl-C in a notebook).
+deciding whether and when to resend) lives in `_ClientBase` and plain functions shared by the
+sync and the async client, so the two loops differ only in `await`. What is resent and what
+never is: see `_retry`. A streaming response is always closed, also when the caller stops
+iterating (Ctrl-C in a notebook).
+
+A stream is watched for text, not just for bytes: keep-alive comments (`: ping`), role-only
+and empty chunks prove the server is alive (`on_alive` is called for them) but not that a
+reply is coming, so after `idle_timeout` seconds without text the stream ends with an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import logging
-import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,48 +22,44 @@ from typing import Any
 
 import httpx
 
-from ._chunks import Delta, ReplyBuilder, error_details
-from ._config import ResolvedSettings, Secret, Settings, redact
+from ._chunks import Delta, ReplyBuilder
+from ._config import ResolvedSettings, Settings
 from ._errors import APIStatusError, ConnectError, RequestError, StreamError, TimeoutError
 from ._reply import Reply
+from ._retry import (
+    MAX_RETRY_AFTER,
+    ConnectionTrace,
+    RetryNotice,
+    backoff,
+    broke_before_answer,
+    log_retry,
+    retryable_status,
+)
+from ._safetext import one_line
+from ._secrets import redact
 from ._sse import SSEDecoder
+from ._status import excerpt, redirect_error, status_error
 
 __all__ = ["AsyncChatClient", "ChatClient", "RetryNotice"]
 
-logger = logging.getLogger("ipychat")
-
-RETRY_STATUSES = frozenset({408, 409, 429})
-MAX_RETRY_AFTER = 60.0  # seconds: a longer wait is reported, not slept through
 USER_AGENT = "ipychat/0.1"
-
-
-@dataclass(frozen=True)
-class RetryNotice:
-    """Told to `on_retry` before each wait, so users see that a retry is happening."""
-
-    attempt: int
-    max_retries: int
-    delay: float
-    reason: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.reason}; retrying in {self.delay:.1f} s "
-            f"(retry {self.attempt} of {self.max_retries})"
-        )
-
-
-def _log_retry(notice: RetryNotice) -> None:
-    logger.warning("%s", notice)
+_JSON_ERRORS = (ValueError, RecursionError)
+_monotonic = time.monotonic
 
 
 @dataclass
 class _Prepared:
+    """One call's request and what happened to it so far, across its attempts."""
+
     settings: ResolvedSettings
     body: dict[str, Any]
     headers: dict[str, str] = field(repr=False)  # holds the key in Authorization
     prompt: str
-    retries: int = 0  # retries made so far (the stream_options fallback is not one)
+    retries: int = 0  # retries made so far (silent resends are not retries)
+    attempts: int = 0  # requests sent
+    fresh_resend: bool = False  # the one silent resend after a stale pooled connection is used
+    unstreamed: bool = False  # asked again without streaming after an empty stream
+    started: float = field(default_factory=_monotonic)
     url: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +68,12 @@ class _Prepared:
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
+
+    @property
+    def read_timeout(self) -> tuple[float, str]:
+        """The read timeout and the setting it comes from: a stream also ends at idle_timeout."""
+        timeout, idle = self.settings.timeout, self.settings.idle_timeout
+        return (idle, "idle_timeout") if self.stream and idle < timeout else (timeout, "timeout")
 
     def reply_params(self) -> dict[str, Any]:
         """The request as kept on the reply: everything but the messages (and never the key)."""
@@ -99,116 +100,65 @@ def _prepare(
     return _Prepared(resolved, body, headers, prompt)
 
 
-def _excerpt(text: str, limit: int = 200) -> str:
-    if "<" in text and ">" in text:  # an HTML page: its title or first heading says enough
-        match = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S) or re.search(
-            r"<h1[^>]*>(.*?)</h1>", text, re.I | re.S
-        )
-        text = match.group(1) if match else re.sub(r"<[^>]+>", " ", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_HINTS = {
-    400: "Check the parameters with %chat_config.",
-    401: "Check api_key with %chat_config.",
-    403: "Check api_key and that it may use this model.",
-    404: "Check base_url and model with %chat_config.",
-    408: "The server timed out; try again.",
-    413: "The conversation is too long; send less history (history_limit) or reset it.",
-    422: "The server refused a field; check the parameters and extra_body.",
-    429: "Rate limited: wait a moment and try again.",
-}
-
-
-def _hint(status: int) -> str:
-    return _HINTS.get(status, "The server failed; try again later." if status >= 500 else "")
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait (`retry-after-ms`, or `Retry-After` secs or date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _status_error(response: httpx.Response, url: str, key: Secret | None) -> APIStatusError:
-    status = response.status_code
-    raw = redact(response.text, key)
-    try:
-        body: object = json.loads(raw)
-    except ValueError:
-        body = None
-    message, code, request_id = error_details(body)
-    if message is None:
-        message = _excerpt(raw) if raw.strip() else (response.reason_phrase or "no details")
-    request_id = request_id or response.headers.get("x-request-id")
-    text = f"{status} from {url}: {message.rstrip().rstrip('.')}"
-    if code and code not in message:
-        text += f" ({code})"
-    text += "."
-    if hint := _hint(status):
-        text += " " + hint
-    return APIStatusError(
-        text,
-        url=url,
-        status=status,
-        code=code,
-        request_id=request_id,
-        retry_after=retry_after(response.headers),
-    )
+def _reason(exc: Exception) -> str:
+    return one_line(str(exc) or type(exc).__name__, 120)
 
 
 def _transport_error(exc: httpx.TransportError, prepared: _Prepared) -> RequestError:
+    """The error for a request that got no answer at all."""
     url = prepared.url
-    if isinstance(exc, httpx.TimeoutException):
-        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return TimeoutError(
-            f"No answer from {url} within {prepared.settings.timeout:g} s ({kind} timeout). "
-            "Check the server, or raise the limit with %chat_config timeout=120.",
+            f"No connection to {url} within {prepared.settings.timeout:g} s (connect timeout). "
+            "Check that the server is running and base_url is right.",
             url=url,
+            setting="base_url",
         )
-    reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
-        return ConnectError(  # connected, but the connection broke before the answer
-            f"The connection to {url} broke before an answer ({reason}). Try again; if it "
+    if isinstance(exc, httpx.TimeoutException):
+        seconds, setting = prepared.read_timeout
+        return TimeoutError(
+            f"No answer from {url} within {seconds:g} s (read timeout); not resent, as the "
+            f"server may still be working on it. If it needs longer, raise {setting}.",
+            url=url,
+            setting=setting,
+            suggested=f"{max(seconds * 2, 120):g}",
+        )
+    if broke_before_answer(exc):
+        return ConnectError(
+            f"The connection to {url} broke before an answer ({_reason(exc)}). Try again; if it "
             "keeps happening, check that base_url is an OpenAI-compatible endpoint.",
             url=url,
+            setting="base_url",
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ConnectError(
+            f"{url} did not answer in HTTP ({_reason(exc)}). Check that base_url is an "
+            "OpenAI-compatible endpoint.",
+            url=url,
+            setting="base_url",
+        )
+    if isinstance(exc, httpx.ProtocolError | httpx.UnsupportedProtocol):
+        return ConnectError(
+            f"Could not send the request to {url} ({_reason(exc)}). Check base_url and "
+            "extra_headers.",
+            url=url,
+            setting="base_url",
         )
     return ConnectError(
-        f"Could not connect to {url} ({reason}). Check that the server is running and "
-        "base_url is right (%chat_config); for the bundled server run `python -m ipychat serve`.",
+        f"Could not connect to {url} ({_reason(exc)}). Check that the server is running and "
+        "base_url is right; for the bundled server run `python -m ipychat serve`.",
         url=url,
+        setting="base_url",
     )
 
 
-def _retry_delay(error: RequestError, attempt: int, max_retries: int) -> float | None:
-    """How long to wait before retry number `attempt` (1-based), or None for no retry."""
-    if attempt > max_retries:
-        return None
-    if isinstance(error, APIStatusError):
-        if not (error.status in RETRY_STATUSES or (error.status or 0) >= 500):
-            return None
-        if error.retry_after is not None:
-            return error.retry_after if error.retry_after <= MAX_RETRY_AFTER else None
-    elif not isinstance(error, ConnectError | TimeoutError):
-        return None
-    return min(0.5 * 2 ** (attempt - 1), 8.0) * random.uniform(0.75, 1.0)
+def _retryable_transport(exc: httpx.TransportError) -> bool:
+    """No connection, or a connection that broke before any byte: the server did no work."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True
+    if isinstance(exc, httpx.TimeoutException | httpx.ProtocolError | httpx.UnsupportedProtocol):
+        return broke_before_answer(exc)
+    return isinstance(exc, httpx.ConnectError | httpx.ProxyError) or broke_before_answer(exc)
 
 
 def _rejects_stream_options(error: APIStatusError) -> bool:
@@ -221,12 +171,86 @@ def _builder(prepared: _Prepared) -> ReplyBuilder:
     )
 
 
-def _incomplete_error(builder: ReplyBuilder, prepared: _Prepared, why: str) -> StreamError:
+def _incomplete_error(
+    builder: ReplyBuilder,
+    prepared: _Prepared,
+    why: str,
+    *,
+    setting: str | None = None,
+    then: str = "",
+) -> StreamError:
     got = "after part of the reply" if builder.has_content else "before any reply"
-    message = f"The stream from {prepared.url} {why} {got}."
+    message = f"The stream from {prepared.url} {why} {got}{then}"
+    if not builder.has_content and builder.warnings:
+        message += f" ({builder.warnings[0].rstrip('.')})"
+    message += "."
     return StreamError(
-        message, url=prepared.url, reply=builder.build(complete=False, error=message)
+        message,
+        url=prepared.url,
+        reply=builder.build(complete=False, error=message),
+        setting=setting,
     )
+
+
+class _Feed:
+    """bytes -> SSE events -> deltas, watching for text: the streaming loop's one helper."""
+
+    def __init__(
+        self, builder: ReplyBuilder, prepared: _Prepared, on_alive: Callable[[], None] | None
+    ) -> None:
+        decoder = SSEDecoder()
+        self.decode = decoder.feed
+        self.decode_end = decoder.feed_end
+        self.add_events = builder.add_events
+        self.builder = builder
+        self.prepared = prepared
+        self.url = prepared.url
+        self.on_alive = on_alive
+        self.idle_timeout = prepared.settings.idle_timeout
+        self.last_text = _monotonic()
+        self.received = False  # any byte of the body
+
+    def feed(self, data: bytes) -> list[Delta]:
+        self.received = True
+        deltas = self.add_events(self.decode(data), self.url)
+        if deltas:
+            self.last_text = _monotonic()
+        else:
+            self.alive()
+        return deltas
+
+    def end(self) -> list[Delta]:
+        return self.add_events(self.decode_end(), self.url)
+
+    def alive(self) -> None:
+        """Bytes without text: the server is alive; end the stream once that is all for long."""
+        if _monotonic() - self.last_text > self.idle_timeout:
+            seconds = self.idle_timeout
+            raise _incomplete_error(
+                self.builder,
+                self.prepared,
+                f"sent only keep-alives and no text for {seconds:g} s",
+                setting="idle_timeout",
+                then=f": stopped waiting (idle_timeout={seconds:g})",
+            )
+        if self.on_alive is not None:
+            self.on_alive()
+
+    def broken(self, exc: httpx.TransportError) -> StreamError:
+        if isinstance(exc, httpx.TimeoutException):
+            seconds, setting = self.prepared.read_timeout
+            return _incomplete_error(
+                self.builder,
+                self.prepared,
+                f"stalled (no data for {seconds:g} s)"
+                if setting == "timeout"
+                else f"stalled (no data for {seconds:g} s, {setting})",
+                setting=setting,
+            )
+        why = "was cut off"
+        if not self.builder.has_content:  # the server had answered: it may be generating
+            why += " (not resent: the server may have started on it)"
+        return _incomplete_error(self.builder, self.prepared, why)
 
 
 class _ClientBase:
@@ -237,92 +261,125 @@ class _ClientBase:
         on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
-        self.on_retry = on_retry or _log_retry
+        self.on_retry = on_retry or log_retry
         self._no_usage_option: set[str] = set()  # URLs that refused `stream_options`
 
     def _prepare(self, messages: list[dict[str, str]], prompt: str, overrides: Any) -> _Prepared:
         resolved = self.settings.resolve(**overrides)
         return _prepare(resolved, messages, prompt, resolved.url not in self._no_usage_option)
 
-    def _next_attempt(self, error: RequestError, prepared: _Prepared) -> float:
-        """Decide what follows an error before any content: the wait before resending, or raise."""
-        if (
-            isinstance(error, APIStatusError)
-            and _rejects_stream_options(error)
-            and "stream_options" in prepared.body
-        ):
-            self._no_usage_option.add(prepared.url)
-            prepared.body.pop("stream_options")
-            return 0.0
-        prepared.retries += 1
-        max_retries = prepared.settings.max_retries
-        delay = _retry_delay(error, prepared.retries, max_retries)
-        if delay is None:
-            raise error
-        self.on_retry(RetryNotice(prepared.retries, max_retries, delay, str(error).split(". ")[0]))
-        return delay
-
     @staticmethod
-    def _http_request(http: httpx.Client | httpx.AsyncClient, prepared: _Prepared) -> httpx.Request:
+    def _http_request(
+        http: httpx.Client | httpx.AsyncClient, prepared: _Prepared, trace: Any
+    ) -> httpx.Request:
+        prepared.attempts += 1
+        timeout = httpx.Timeout(prepared.settings.timeout, read=prepared.read_timeout[0])
         return http.build_request(
             "POST",
             prepared.url,
             json=prepared.body,
             headers=prepared.headers,
-            timeout=prepared.settings.timeout,
+            timeout=timeout,
+            extensions={"trace": trace},
         )
 
+    # -- what follows a failure: the wait before resending, or the error raised ----------------
+    def _after_transport_error(
+        self, exc: httpx.TransportError, trace: ConnectionTrace, prepared: _Prepared
+    ) -> float:
+        if trace.reused and broke_before_answer(exc) and not prepared.fresh_resend:
+            prepared.fresh_resend = True  # a pooled connection the server had closed
+            return 0.0
+        error = _transport_error(exc, prepared)
+        return self._after_error(error, prepared, _retryable_transport(exc))
+
+    def _after_status(self, response: httpx.Response, text: str, prepared: _Prepared) -> float:
+        status, url = response.status_code, prepared.url
+        if status < 400:
+            error = redirect_error(status, url, response.headers.get("location"))
+            raise self._final(error, prepared)
+        key = prepared.settings.api_key
+        error = status_error(
+            status, text, url, key, reason=response.reason_phrase, headers=response.headers
+        )
+        if _rejects_stream_options(error) and "stream_options" in prepared.body:
+            self._no_usage_option.add(url)
+            prepared.body.pop("stream_options")
+            return 0.0
+        return self._after_error(error, prepared, retryable_status(status))
+
+    def _after_error(self, error: RequestError, prepared: _Prepared, retryable: bool) -> float:
+        max_retries = prepared.settings.max_retries
+        if not retryable or prepared.retries >= max_retries:
+            raise self._final(error, prepared)
+        delay = getattr(error, "retry_after", None)
+        if delay is None:
+            delay = backoff(prepared.retries + 1)
+        elif delay > MAX_RETRY_AFTER:
+            raise self._final(error, prepared)
+        prepared.retries += 1
+        reason = str(error).split(". ")[0].split("; ")[0]
+        self.on_retry(RetryNotice(prepared.retries, max_retries, delay, reason))
+        return delay
+
     @staticmethod
-    def _completion(body_text: str, builder: ReplyBuilder, prepared: _Prepared) -> Reply:
+    def _final(error: RequestError, prepared: _Prepared) -> RequestError:
+        """The error as raised: after several attempts it says how many and how long."""
+        error.waited = _monotonic() - prepared.started
+        if prepared.retries:
+            attempts = prepared.attempts
+            error.args = (f"{error} Tried {attempts} times over {error.waited:.1f} s.",)
+        return error
+
+    def _resend_unstreamed(self, prepared: _Prepared, feed: _Feed) -> bool:
+        """An empty 200 stream (llama-cpp-python's answer to a prompt too long for it) did no
+        work: ask once more without streaming, which gets the server's real error or reply."""
+        if feed.received or prepared.unstreamed:
+            return False
+        prepared.unstreamed = True
+        prepared.body["stream"] = False
+        prepared.body.pop("stream_options", None)
+        prepared.headers.pop("Accept", None)
+        return True
+
+    # -- answers -------------------------------------------------------------------------------
+    @staticmethod
+    def _streams(response: httpx.Response, prepared: _Prepared) -> bool:
+        """Read as a stream, or as one JSON body (also when a server answers `stream` so)."""
+        return prepared.stream and "json" not in response.headers.get("content-type", "")
+
+    @staticmethod
+    def _completion(data: bytes, builder: ReplyBuilder, prepared: _Prepared) -> Reply:
+        text = redact(data.decode("utf-8", "replace"), prepared.settings.api_key)
         try:
-            body = json.loads(body_text)
-        except ValueError:
-            excerpt = _excerpt(body_text) or "an empty body"
+            body = json.loads(text)
+        except _JSON_ERRORS:
             raise APIStatusError(
-                f"200 from {prepared.url}, but the body is not JSON: {excerpt}. "
-                "Check base_url with %chat_config.",
+                f"200 from {prepared.url}, but the body is not JSON: "
+                f"{excerpt(text) if text.strip() else 'an empty body'}. "
+                "Check that base_url is an OpenAI-compatible endpoint.",
                 url=prepared.url,
                 status=200,
+                setting="base_url",
             ) from None
-        builder.add_completion(body if isinstance(body, dict) else {}, prepared.url)
+        builder.add_completion(body, prepared.url)
         return builder.build()
+
+    def _broken_answer(self, exc: httpx.TransportError, prepared: _Prepared) -> RequestError:
+        """The connection broke while a whole (not streamed) answer was arriving."""
+        what = "stalled" if isinstance(exc, httpx.TimeoutException) else "broke off"
+        error = StreamError(
+            f"The answer from {prepared.url} {what} ({_reason(exc)}); not resent, as the "
+            "server had started answering. Try again.",
+            url=prepared.url,
+        )
+        return self._final(error, prepared)
 
     @staticmethod
     def _finish(builder: ReplyBuilder, prepared: _Prepared) -> Reply:
         if builder.finish_reason is None:
             raise _incomplete_error(builder, prepared, "ended")
         return builder.build(complete=True)
-
-
-class _EventFeed:
-    """bytes -> SSE events -> deltas, with the stream's end and breakage mapped to errors."""
-
-    def __init__(self, builder: ReplyBuilder, prepared: _Prepared) -> None:
-        self.decoder = SSEDecoder()
-        self.builder = builder
-        self.prepared = prepared
-
-    def feed(self, data: bytes) -> list[Delta]:
-        return self._apply(self.decoder.decode(data))
-
-    def end(self) -> list[Delta]:
-        return self._apply(self.decoder.flush())
-
-    def _apply(self, events: list[Any]) -> list[Delta]:
-        deltas = []
-        add_event, url = self.builder.add_event, self.prepared.url
-        for event in events:
-            delta = add_event(event, url)
-            if delta is not None:
-                deltas.append(delta)
-        return deltas
-
-    def broken(self, exc: httpx.TransportError) -> StreamError:
-        if isinstance(exc, httpx.TimeoutException):
-            why = f"stalled (no data for {self.prepared.settings.timeout:g} s)"
-        else:
-            why = "was cut off"
-        return _incomplete_error(self.builder, self.prepared, why)
 
 
 class ReplyStream:
@@ -388,54 +445,80 @@ class ChatClient(_ClientBase):
         *,
         prompt: str = "",
         on_delta: Callable[[Delta], None] | None = None,
+        on_alive: Callable[[], None] | None = None,
         **overrides: Any,
     ) -> Reply:
         """Send and wait for the whole reply; `on_delta` sees each piece of a stream."""
-        with self.stream(messages, prompt=prompt, **overrides) as stream:
+        with self.stream(messages, prompt=prompt, on_alive=on_alive, **overrides) as stream:
             for delta in stream:
                 if on_delta is not None:
                     on_delta(delta)
             return stream.reply
 
     def stream(
-        self, messages: list[dict[str, str]], *, prompt: str = "", **overrides: Any
+        self,
+        messages: list[dict[str, str]],
+        *,
+        prompt: str = "",
+        on_alive: Callable[[], None] | None = None,
+        **overrides: Any,
     ) -> ReplyStream:
-        """Start a request; iterate the result for deltas (a non-streaming call yields one)."""
+        """Start a request; iterate the result for deltas (a non-streaming call yields one).
+
+        `on_alive()` is called whenever bytes arrive that carry no text (the answer's headers,
+        keep-alive comments, role-only chunks): the server is working, the reply is not here.
+        """
         prepared = self._prepare(messages, prompt, overrides)
         out = ReplyStream(_builder(prepared))
-        out._deltas = self._run(prepared, out)
+        out._deltas = self._run(prepared, out, on_alive)
         return out
 
-    def _run(self, prepared: _Prepared, out: ReplyStream) -> Iterator[Delta]:
-        key = prepared.settings.api_key
+    def _wait(self, delay: float) -> None:
+        if delay > 0:
+            self._sleep(delay)
+
+    def _run(
+        self, prepared: _Prepared, out: ReplyStream, on_alive: Callable[[], None] | None
+    ) -> Iterator[Delta]:
+        builder = out._builder
         while True:
+            trace = ConnectionTrace()
             try:
-                response = self._http.send(self._http_request(self._http, prepared), stream=True)
+                request = self._http_request(self._http, prepared, trace)
+                response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                self._sleep(self._next_attempt(_transport_error(exc, prepared), prepared))
+                self._wait(self._after_transport_error(exc, trace, prepared))
                 continue
             try:
-                if response.status_code >= 400:
-                    response.read()
-                    error = _status_error(response, prepared.url, key)
-                    self._sleep(self._next_attempt(error, prepared))
+                if response.status_code >= 300:
+                    try:
+                        text = response.read().decode("utf-8", "replace")
+                    except httpx.TransportError:
+                        text = ""
+                    self._wait(self._after_status(response, text, prepared))
                     continue
-                if not prepared.stream:
-                    body = redact(response.read().decode("utf-8", "replace"), key)
-                    out._reply = self._completion(body, out._builder, prepared)
+                if not self._streams(response, prepared):
+                    try:
+                        data = response.read()
+                    except httpx.TransportError as exc:
+                        raise self._broken_answer(exc, prepared) from None
+                    out._reply = self._completion(data, builder, prepared)
                     yield from _whole(out._reply)
                     return
-                feed = _EventFeed(out._builder, prepared)
+                feed = _Feed(builder, prepared, on_alive)
+                feed.alive()
                 try:
                     for data in response.iter_bytes():
-                        if not out._builder.done:  # after [DONE], read on to reuse the connection
+                        if not builder.done:  # after [DONE], read on to reuse the connection
                             yield from feed.feed(data)
-                    if not out._builder.done:
+                    if not builder.done:
                         yield from feed.end()
                 except httpx.TransportError as exc:
-                    if not out._builder.done:
+                    if not builder.done:
                         raise feed.broken(exc) from None
-                out._reply = self._finish(out._builder, prepared)
+                if self._resend_unstreamed(prepared, feed):
+                    continue
+                out._reply = self._finish(builder, prepared)
                 return
             finally:
                 response.close()
@@ -498,56 +581,77 @@ class AsyncChatClient(_ClientBase):
         *,
         prompt: str = "",
         on_delta: Callable[[Delta], None] | None = None,
+        on_alive: Callable[[], None] | None = None,
         **overrides: Any,
     ) -> Reply:
-        async with self.stream(messages, prompt=prompt, **overrides) as stream:
+        async with self.stream(messages, prompt=prompt, on_alive=on_alive, **overrides) as stream:
             async for delta in stream:
                 if on_delta is not None:
                     on_delta(delta)
             return stream.reply
 
     def stream(
-        self, messages: list[dict[str, str]], *, prompt: str = "", **overrides: Any
+        self,
+        messages: list[dict[str, str]],
+        *,
+        prompt: str = "",
+        on_alive: Callable[[], None] | None = None,
+        **overrides: Any,
     ) -> AsyncReplyStream:
         prepared = self._prepare(messages, prompt, overrides)
         out = AsyncReplyStream(_builder(prepared))
-        out._deltas = self._run(prepared, out)
+        out._deltas = self._run(prepared, out, on_alive)
         return out
 
-    async def _run(self, prepared: _Prepared, out: AsyncReplyStream) -> AsyncIterator[Delta]:
-        key = prepared.settings.api_key
+    async def _wait(self, delay: float) -> None:
+        if delay > 0:
+            await self._sleep(delay)
+
+    async def _run(
+        self, prepared: _Prepared, out: AsyncReplyStream, on_alive: Callable[[], None] | None
+    ) -> AsyncIterator[Delta]:
+        builder = out._builder
         while True:
+            trace = ConnectionTrace()
             try:
-                request = self._http_request(self._http, prepared)
+                request = self._http_request(self._http, prepared, trace.async_call)
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                await self._sleep(self._next_attempt(_transport_error(exc, prepared), prepared))
+                await self._wait(self._after_transport_error(exc, trace, prepared))
                 continue
             try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    error = _status_error(response, prepared.url, key)
-                    await self._sleep(self._next_attempt(error, prepared))
+                if response.status_code >= 300:
+                    try:
+                        text = (await response.aread()).decode("utf-8", "replace")
+                    except httpx.TransportError:
+                        text = ""
+                    await self._wait(self._after_status(response, text, prepared))
                     continue
-                if not prepared.stream:
-                    body = redact((await response.aread()).decode("utf-8", "replace"), key)
-                    out._reply = self._completion(body, out._builder, prepared)
+                if not self._streams(response, prepared):
+                    try:
+                        data = await response.aread()
+                    except httpx.TransportError as exc:
+                        raise self._broken_answer(exc, prepared) from None
+                    out._reply = self._completion(data, builder, prepared)
                     for delta in _whole(out._reply):
                         yield delta
                     return
-                feed = _EventFeed(out._builder, prepared)
+                feed = _Feed(builder, prepared, on_alive)
+                feed.alive()
                 try:
                     async for data in response.aiter_bytes():
-                        if not out._builder.done:  # after [DONE], read on to reuse the connection
+                        if not builder.done:  # after [DONE], read on to reuse the connection
                             for delta in feed.feed(data):
                                 yield delta
-                    if not out._builder.done:
+                    if not builder.done:
                         for delta in feed.end():
                             yield delta
                 except httpx.TransportError as exc:
-                    if not out._builder.done:
+                    if not builder.done:
                         raise feed.broken(exc) from None
-                out._reply = self._finish(out._builder, prepared)
+                if self._resend_unstreamed(prepared, feed):
+                    continue
+                out._reply = self._finish(builder, prepared)
                 return
             finally:
                 await response.aclose()

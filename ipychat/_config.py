@@ -160,6 +160,7 @@ class ResolvedSettings:
     stop: str | list[str] | None = None
     stream: bool = True
     timeout: float = 60.0
+    idle_timeout: float = 300.0
     max_retries: int = 2
     history_limit: int | None = None
     extra_body: dict[str, object] = dataclasses.field(default_factory=dict)

@@ -5,13 +5,15 @@
     ├── ConversationError      the messages break the role rules, or a history file is invalid
     └── RequestError           sending the request failed
         ├── ConnectError       no connection could be made (refused, DNS, TLS)
-        ├── TimeoutError       connect or read timed out
+        ├── TimeoutError       connect or read timed out, or no text came for `idle_timeout`
         ├── APIStatusError     the server answered with an HTTP error status
         └── StreamError        the stream broke: dropped, an in-stream error, bad data
 
-Each message is one sentence that says what went wrong and what to do next. None of them
-ever contains the API key: the key lives in a `Secret` and is only revealed in the
-Authorization header. Only the magics layer turns these into IPython `UsageError`s.
+Each message is one line that says what went wrong and what to do next, in terms of the plain
+Python API: settings by name, never magics or cells. `setting` names the setting that decides
+the outcome (and `suggested` a value for it, when there is one), so the magics layer can add
+how to change it there. None of them ever contains the API key. Only the magics layer turns
+these into IPython `UsageError`s.
 """
 
 from __future__ import annotations
@@ -41,24 +43,43 @@ class ConversationError(ChatError, ValueError):
 
 
 class RequestError(ChatError):
-    """Sending a request failed. `url` is the endpoint; `reply` holds any partial reply."""
+    """Sending a request failed.
 
-    def __init__(self, message: str, *, url: str = "", reply: object | None = None) -> None:
+    `url` is the endpoint; `reply` holds any partial reply; `setting` the setting that decides
+    this outcome (e.g. "timeout", "base_url", "history_limit") and `suggested` a value to try;
+    `waited` the seconds spent waiting between attempts before giving up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        reply: object | None = None,
+        setting: str | None = None,
+        suggested: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.reply = reply
+        self.setting = setting
+        self.suggested = suggested
+        self.waited = 0.0
 
 
 class ConnectError(RequestError):
-    """No connection could be made to the endpoint."""
+    """No connection could be made to the endpoint, or it broke before any answer."""
 
 
 class TimeoutError(RequestError):  # the name mirrors httpx; import it as ipychat.TimeoutError
-    """The server took longer than `timeout` to connect or to send data."""
+    """The server took longer than `timeout` to answer, or sent no text for `idle_timeout`."""
 
 
 class APIStatusError(RequestError):
-    """The server answered with an HTTP error status (or an error event in a stream)."""
+    """The server answered with an HTTP error status (or an error event in a stream).
+
+    `overflow` is True when the error says the conversation does not fit the model's context.
+    """
 
     def __init__(
         self,
@@ -70,12 +91,16 @@ class APIStatusError(RequestError):
         request_id: str | None = None,
         retry_after: float | None = None,
         reply: object | None = None,
+        setting: str | None = None,
+        suggested: str | None = None,
+        overflow: bool = False,
     ) -> None:
-        super().__init__(message, url=url, reply=reply)
+        super().__init__(message, url=url, reply=reply, setting=setting, suggested=suggested)
         self.status = status
         self.code = code
         self.request_id = request_id
         self.retry_after = retry_after
+        self.overflow = overflow
 
 
 class StreamError(APIStatusError):

@@ -55,6 +55,7 @@ TRAIT_SETTINGS = (
     "system",
     "stream",
     "timeout",
+    "idle_timeout",
     "max_retries",
     "history_limit",
     "extra_body",
@@ -82,7 +83,8 @@ class ChatMagics(Magics):
     stop = _setting(Union, "Stop sequence(s).", trait_types=[Unicode(), List(Unicode())])
     stream = _setting(Bool, "Stream replies as they are generated.")
     timeout = _setting(Float, "Seconds to wait for the server.")
-    max_retries = _setting(Int, "Retries on connection errors, 408, 409, 429 and 5xx.")
+    idle_timeout = _setting(Float, "Seconds a stream may send no text (keep-alives only).")
+    max_retries = _setting(Int, "Retries on connection errors, 408, 429 and 5xx.")
     history_limit = _setting(Int, "Send only the last N exchanges.")
     extra_body = _setting(Dict, "Provider-specific body fields, e.g. {'enable_search': True}.")
     extra_headers = _setting(Dict, "Extra HTTP headers.")

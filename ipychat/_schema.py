@@ -42,6 +42,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "stop": None,
         "stream": True,
         "timeout": 60.0,
+        "idle_timeout": 300.0,
         "max_retries": 2,
         "history_limit": None,
         "extra_body": {},
@@ -136,6 +137,9 @@ _NUMBERS: Mapping[str, _Number] = MappingProxyType(
         "presence_penalty": _PENALTY,
         "frequency_penalty": _PENALTY,
         "timeout": _Number(
+            float, 0, False, None, False, "a number of seconds", "a finite number > 0 (seconds)"
+        ),
+        "idle_timeout": _Number(
             float, 0, False, None, False, "a number of seconds", "a finite number > 0 (seconds)"
         ),
         "max_tokens": _Number(int, 1, True, None, False, "a positive whole number", ">= 1"),
