@@ -177,6 +177,7 @@ def _incomplete_error(
     why: str,
     *,
     setting: str | None = None,
+    suggested: str | None = None,
     then: str = "",
 ) -> StreamError:
     got = "after part of the reply" if builder.has_content else "before any reply"
@@ -189,6 +190,7 @@ def _incomplete_error(
         url=prepared.url,
         reply=builder.build(complete=False, error=message),
         setting=setting,
+        suggested=suggested,
     )
 
 
@@ -231,6 +233,7 @@ class _Feed:
                 self.prepared,
                 f"sent only keep-alives and no text for {seconds:g} s",
                 setting="idle_timeout",
+                suggested=f"{seconds * 2:g}",
                 then=f": stopped waiting (idle_timeout={seconds:g})",
             )
         if self.on_alive is not None:
@@ -246,11 +249,11 @@ class _Feed:
                 if setting == "timeout"
                 else f"stalled (no data for {seconds:g} s, {setting})",
                 setting=setting,
+                suggested=f"{max(seconds * 2, 120):g}",
             )
-        why = "was cut off"
-        if not self.builder.has_content:  # the server had answered: it may be generating
-            why += " (not resent: the server may have started on it)"
-        return _incomplete_error(self.builder, self.prepared, why)
+        # The server had answered, so it may be generating: resending could pay for it twice.
+        then = "" if self.builder.has_content else "; not resent, as the server may have started"
+        return _incomplete_error(self.builder, self.prepared, "was cut off", then=then)
 
 
 class _ClientBase:
@@ -349,8 +352,12 @@ class _ClientBase:
         return prepared.stream and "json" not in response.headers.get("content-type", "")
 
     @staticmethod
-    def _completion(data: bytes, builder: ReplyBuilder, prepared: _Prepared) -> Reply:
-        text = redact(data.decode("utf-8", "replace"), prepared.settings.api_key)
+    def _text(data: bytes, prepared: _Prepared) -> str:
+        """A whole body as text, the key masked before any frame holds it (servers echo it)."""
+        return redact(data.decode("utf-8", "replace"), prepared.settings.api_key)
+
+    @staticmethod
+    def _completion(text: str, builder: ReplyBuilder, prepared: _Prepared) -> Reply:
         try:
             body = json.loads(text)
         except _JSON_ERRORS:
@@ -492,17 +499,17 @@ class ChatClient(_ClientBase):
             try:
                 if response.status_code >= 300:
                     try:
-                        text = response.read().decode("utf-8", "replace")
+                        text = self._text(response.read(), prepared)
                     except httpx.TransportError:
                         text = ""
                     self._wait(self._after_status(response, text, prepared))
                     continue
                 if not self._streams(response, prepared):
                     try:
-                        data = response.read()
+                        text = self._text(response.read(), prepared)
                     except httpx.TransportError as exc:
                         raise self._broken_answer(exc, prepared) from None
-                    out._reply = self._completion(data, builder, prepared)
+                    out._reply = self._completion(text, builder, prepared)
                     yield from _whole(out._reply)
                     return
                 feed = _Feed(builder, prepared, on_alive)
@@ -622,17 +629,17 @@ class AsyncChatClient(_ClientBase):
             try:
                 if response.status_code >= 300:
                     try:
-                        text = (await response.aread()).decode("utf-8", "replace")
+                        text = self._text(await response.aread(), prepared)
                     except httpx.TransportError:
                         text = ""
                     await self._wait(self._after_status(response, text, prepared))
                     continue
                 if not self._streams(response, prepared):
                     try:
-                        data = await response.aread()
+                        text = self._text(await response.aread(), prepared)
                     except httpx.TransportError as exc:
                         raise self._broken_answer(exc, prepared) from None
-                    out._reply = self._completion(data, builder, prepared)
+                    out._reply = self._completion(text, builder, prepared)
                     for delta in _whole(out._reply):
                         yield delta
                     return

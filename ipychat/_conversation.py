@@ -181,9 +181,13 @@ class Conversation:
         history: bool = True,
         on_delta: Callable[[Delta], None] | None = None,
         cell: CellRun | None = None,
+        on_alive: Callable[[], None] | None = None,
         **overrides: Any,
     ) -> Reply:
         """Send `prompt` with the history; record the exchange (also a partial one) on return.
+
+        `on_delta` sees each piece of text; `on_alive()` is called when bytes arrive that carry
+        no text (keep-alives while the server works), so a display can say it is still alive.
 
         With `history=False` it is a one-shot: no history is sent and nothing is recorded.
         `cell` is the notebook cell run sending it (see `record`).
@@ -198,7 +202,7 @@ class Conversation:
             system=settings.system,
             cell=cell,
         )
-        with client.stream(messages, prompt=prompt, **overrides) as stream:
+        with client.stream(messages, prompt=prompt, on_alive=on_alive, **overrides) as stream:
             try:
                 for delta in stream:
                     if on_delta is not None:

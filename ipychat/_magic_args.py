@@ -240,5 +240,7 @@ class Filler:
 
 
 def one_line_error(error: object) -> str:
-    """An error's text as one safe line: no control character reaches the terminal."""
-    return one_line(str(error), limit=2000)
+    """An error's text as one safe line, with the notebook's way to act on it (`_advice`)."""
+    from ._advice import with_advice
+
+    return one_line(with_advice(error), limit=2000)

@@ -105,7 +105,8 @@ class Handler(BaseHTTPRequestHandler):
             if not admitted:
                 self._rate_limited(entry)
             elif fault is None or not self._answer_fault(fault, stream):
-                self._chat(body, stream, fault, entry)
+                unstreamed = fault is not None and FAULTS[fault.kind].unstreamed
+                self._chat(body, stream and not unstreamed, fault, entry)
             else:
                 entry.outcome = f"fault {fault.kind}"
         except Abort:
@@ -259,6 +260,11 @@ class Handler(BaseHTTPRequestHandler):
         assert fault is not None
         in_stream = FAULTS[fault.kind].in_stream
         return in_stream is None or in_stream(out, fault)
+
+    def close_when_idle(self, seconds: float) -> None:
+        """Close this keep-alive connection once no request came for `seconds` (a read timeout
+        in `handle_one_request` ends the connection)."""
+        self.connection.settimeout(seconds)
 
     def wait(self, seconds: float | None) -> None:
         """Wait, unless the server stops first: then end this response at once."""

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NamedTuple
-
-import httpx
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urljoin
 
 from ._errors import APIStatusError
-from ._retry import retry_after
 from ._safetext import one_line
 from ._secrets import Secret, redact
+
+if TYPE_CHECKING:  # httpx is imported with the client, not with the chunk reader
+    import httpx
 
 __all__ = [
     "ErrorInfo",
@@ -167,9 +168,10 @@ def status_error(
     *,
     reason: str = "",
     headers: httpx.Headers | None = None,
-    waited: float = 0.0,
 ) -> APIStatusError:
     """The error for an HTTP error answer (or a 200 whose body holds an error)."""
+    from ._retry import retry_after
+
     raw = redact(body_text, key)
     try:
         body: object = json.loads(raw)
@@ -213,7 +215,7 @@ def redirect_error(status: int, url: str, location: str | None) -> APIStatusErro
     if not location:
         text = f"{status} from {url}: a redirect without a Location. Check base_url."
         return APIStatusError(text, url=url, status=status, setting="base_url")
-    target = str(httpx.URL(url).join(location))
+    target = urljoin(url, location)
     suggested = target.split("?", 1)[0]
     path = "/chat/completions"
     suggested = suggested[: -len(path)] if suggested.rstrip("/").endswith(path) else suggested

@@ -3,8 +3,12 @@
 For each fault: the cell ends within its timeout plus the retry budget; the user sees one
 `UsageError` line and no traceback; text that had arrived stays in `_chat` and in the final
 output; the next `%%chat` works and sends correctly alternating roles; retries happen only
-where safe (nothing of the reply had arrived) and each one leaves a 'retrying in' note.
-Only loopback addresses are ever contacted.
+where the server cannot have started the work (no connection, 408/429/5xx, a connection that
+broke before any byte of the answer), never after a read timeout or once the answer began,
+and each one leaves a 'retrying in' note. The real servers' behaviours are reproduced by the
+bundled server's faults: keep-alive comments during a slow generation, idle connections
+closed, several-line errors with a traceback, context overflow, redirects, an empty 200
+stream, a JSON body for a stream, odd chunk shapes. Only loopback addresses are ever contacted.
 """
 
 from __future__ import annotations
@@ -50,10 +54,10 @@ def fresh(server, kernel):
     assert result.status == "ok", result.text()
 
 
-def configure(kernel: Kernel, base_url: str, timeout: float = 2.0) -> None:
+def configure(kernel: Kernel, base_url: str, timeout: float = 2.0, more: str = "") -> None:
     result = kernel.run(
         f"%chat_config --reset\n"
-        f"%chat_config base_url={base_url} timeout={timeout} max_retries={MAX_RETRIES}"
+        f"%chat_config base_url={base_url} timeout={timeout} max_retries={MAX_RETRIES} {more}"
     )
     assert result.status == "ok", result.text()
 
@@ -127,6 +131,10 @@ class Case:
     options: str = ""
     endpoint: str = ""  # "refused" or "blackhole": a loopback address that is not the server
     note: str = ""  # part of the retry note
+    settings: str = ""  # more key=value settings for the cell
+    text: str = FULL  # the reply when the cell succeeds
+    same_body: bool = True  # every request sent the same body
+    absent: tuple[str, ...] = ()  # never in the error line
 
 
 URL = "{url}"  # replaced by the server's chat completions URL
@@ -148,12 +156,21 @@ ERROR_SHAPES = {
     "fastapi": (lambda s: {"detail": f"Bad {s}"}, "Bad {status}."),
 }
 HINTS = {
-    400: "Check the parameters with %chat_config.",
-    401: "Check api_key with %chat_config.",
-    403: "Check api_key and that it may use this model.",
-    404: "Check base_url and model with %chat_config.",
-    500: "The server failed; try again later.",
+    400: "Check the request's parameters.",
+    401: "Check api_key. Set it with %chat_config --api-key.",
+    403: "Check api_key and that it may use this model. Set it with %chat_config --api-key.",
+    404: "Check base_url and model.",
+    500: "The server failed; try again later. Tried 2 times over",
 }
+LLAMA_SERVER_OVERFLOW = {
+    "error": {
+        "code": 400,
+        "message": "request (5000 tokens) exceeds the available context size (4096 tokens)",
+        "type": "exceed_context_size_error",
+    }
+}
+ODD_TEXT = "Echo: one parts string-delta 42 dict-choices endtwo three four five"
+NOTEBOOK_OVERFLOW = "In a notebook: %%chat --new starts afresh, %chat_config --undo drops"
 
 
 def status_cases() -> list[Case]:
@@ -179,19 +196,28 @@ CASES = [
          endpoint="refused"),
     Case("connect-timeout", error="within 1 s (connect timeout)", requests=None, retries=1,
          timeout=1.0, endpoint="blackhole"),
-    Case("read-timeout", (Fault("hang", seconds=4, times=2),), error="within 1 s (read timeout)",
-         requests=2, retries=1, timeout=1.0),
-    Case("read-timeout-then-answer", (Fault("hang", seconds=4),), requests=2, retries=1,
+    Case("read-timeout-not-resent", (Fault("hang", seconds=4),),
+         error="within 1 s (read timeout); not resent, as the server may still be working on it. "
+         "If it needs longer, raise timeout. Change it with %chat_config timeout=120.",
          timeout=1.0),
+    Case("read-timeout-no-stream-not-resent", (Fault("hang", seconds=4),),
+         error="within 1 s (read timeout); not resent", timeout=1.0, options="--no-stream"),
+    Case("503-then-read-timeout", (Fault("status", status=503), Fault("hang", seconds=4)),
+         error="(read timeout); not resent", requests=2, retries=1, timeout=1.0,
+         note="503 from"),
     Case("stall-midway", (Fault("stall", after_chunks=2, seconds=3),),
          error="stalled (no data for 1 s) after part of the reply", partial=PARTIAL, timeout=1.0),
     Case("drop-midway", (Fault("drop", after_chunks=2),), error="was cut off after part",
          partial=PARTIAL),
-    Case("drop-before-text", (Fault("drop"),), error="was cut off before any reply"),
-    Case("drop-no-stream-retried", (Fault("drop"),), requests=2, retries=1,
-         options="--no-stream"),
-    Case("drop-no-stream-twice", (Fault("drop", times=2),), error="broke before an answer",
-         requests=2, retries=1, options="--no-stream"),
+    Case("drop-before-text", (Fault("drop"),),
+         error="was cut off before any reply; not resent, as the server may have started."),
+    # A close before any byte of the answer, on the connection kept from the cell before, is
+    # what a server's idle close looks like: resent at once, without a note or a used retry.
+    Case("drop-no-stream-resent-silently", (Fault("drop"),), requests=2, options="--no-stream"),
+    Case("drop-no-stream-twice", (Fault("drop", times=2),), requests=3, retries=1,
+         options="--no-stream", note="broke before an answer"),
+    Case("drop-no-stream-thrice", (Fault("drop", times=3),), error="broke before an answer",
+         requests=3, retries=1, options="--no-stream"),
     Case("truncated-json", (Fault("truncated_json", after_chunks=2),),
          error="ended after part of the reply", partial=PARTIAL),
     Case("non-json-data-line", (Fault("bad_data", after_chunks=2),)),
@@ -204,7 +230,7 @@ CASES = [
     Case("html-502", (Fault("html", times=2),),
          error="UsageError: 502 from {url}: 502 Bad Gateway. The server failed; try again later.",
          requests=2, retries=1),
-    Case("empty-200-stream", (Fault("empty"),), error="ended before any reply"),
+    Case("empty-200-stream-asked-unstreamed", (Fault("empty"),), requests=2, same_body=False),
     Case("empty-200-no-stream", (Fault("empty"),), error="but the body is not JSON: an empty body",
          options="--no-stream"),
     Case("no-done", (Fault("no_done"),)),
@@ -216,6 +242,39 @@ CASES = [
          (Fault("status", status=429, headers={"Retry-After": "120"}),),
          error="429 from {url}: Injected error (injected). Rate limited", requests=1),
     Case("503-then-answer", (Fault("status", status=503),), requests=2, retries=1),
+    Case("keepalives-only-after-text", (Fault("keepalive", after_chunks=2, seconds=8, every=0.2),),
+         error="sent only keep-alives and no text for 1 s after part of the reply: stopped "
+         "waiting (idle_timeout=1). Change it with %chat_config idle_timeout=2.",
+         partial=PARTIAL, settings="idle_timeout=1"),
+    Case("keepalives-only-before-text", (Fault("keepalive", seconds=8, every=0.2),),
+         error="sent only keep-alives and no text for 1 s before any reply",
+         settings="idle_timeout=1"),
+    Case("keepalives-then-text", (Fault("keepalive", after_chunks=1, seconds=1.2, every=0.2),),
+         settings="idle_timeout=2"),
+    Case("stale-pooled-connection", (Fault("stale"),), requests=2),
+    Case("traceback-500", (Fault("traceback", times=2),),
+         error="500 from {url}: 1 validation error for CreateChatCompletionRequest temperature "
+         "Input should be less than or equal to 2 [type=less_than_equal, input_value=5] "
+         "(internal_server_error).", requests=2, retries=1,
+         absent=("Traceback", "File ", "errors.py")),
+    Case("litellm-suffix", (Fault("litellm", status=400),),
+         error="400 from {url}: litellm.RateLimitError: RateLimitError: OpenAIException - Rate "
+         "limit reached for requests (429).", absent=("model group", "Model Group", "xxx")),
+    Case("overflow-stream", (Fault("overflow", times=2),),
+         error="maximum context length is 2048 tokens", requests=2, same_body=False,
+         absent=("Check the",)),
+    Case("overflow-no-stream", (Fault("overflow"),), error=NOTEBOOK_OVERFLOW,
+         options="--no-stream"),
+    Case("overflow-llama-server", (Fault("status", status=400, body=LLAMA_SERVER_OVERFLOW),),
+         error="exceeds the available context size (4096 tokens) (exceed_context_size_error). "
+         "The conversation no longer fits the model's context", absent=("(400)",)),
+    Case("redirect", (Fault("redirect"),),
+         error="307 from {url}: redirected to {root}/v2/chat/completions, which ipychat does not "
+         "follow. If that is the right server, set base_url to {root}/v2. Change it with "
+         "%chat_config base_url={root}/v2."),
+    Case("json-body-for-a-stream", (Fault("unstreamed"),)),
+    Case("odd-chunk-shapes", (Fault("odd_chunks", after_chunks=2),), text=ODD_TEXT),
+    Case("odd-body-shape-no-stream", (Fault("odd_chunks"),), text="parts", options="--no-stream"),
     *status_cases(),
 ]  # fmt: skip
 
@@ -230,7 +289,7 @@ def test_fault(kernel, server, case: Case):
             make = refused_port if case.endpoint == "refused" else blackhole_port
             port = stack.enter_context(make())
             base_url = url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        configure(kernel, base_url, case.timeout)
+        configure(kernel, base_url, case.timeout, case.settings)
         server.clear()
         for fault in case.faults:
             server.push_fault(fault)
@@ -243,18 +302,21 @@ def test_fault(kernel, server, case: Case):
     assert all(case.note in n for n in notes), notes
     if case.requests is not None:
         assert len(server.requests) == case.requests, "retried only where safe"
-        assert all(r.body == server.requests[0].body for r in server.requests), "resent as is"
+        if case.same_body:
+            assert all(r.body == server.requests[0].body for r in server.requests), "as is"
     final = result.bundles()[-1] if result.bundles() else {}
 
     if case.error is None:
         assert result.status == "ok", result.text()
-        assert kernel.value("_chat.text") == FULL
+        assert kernel.value("_chat.text") == case.text
         assert kernel.value("_chat.complete") is True
-        assert final["text/plain"].startswith(FULL)
+        assert final["text/plain"].startswith(case.text)
     else:
         line = usage_error(result)
-        assert case.error.replace(URL, url) in line, line
+        expected = case.error.replace(URL, url).replace("{root}", server.url)
+        assert expected in line, line
         assert "\n" not in line
+        assert not [word for word in case.absent if word in line], line
         if case.partial:
             assert f"kept the partial reply ({len(case.partial)} characters) in _chat" in line
             assert kernel.value("_chat.text") == case.partial
@@ -273,7 +335,7 @@ def test_fault(kernel, server, case: Case):
     assert len(server.requests) == 1
     sent = server.requests[0].body["messages"]
     assert_alternating(sent)
-    kept = FULL if case.error is None else case.partial
+    kept = case.text if case.error is None else case.partial
     expected = ["warm up", "Echo: warm up"]
     if kept:
         expected += [PROMPT, kept]

@@ -234,7 +234,7 @@ def test_clean_errors(kernel, server):
     line = usage_error(kernel.run("%%chat\nhi"))
     assert line == (
         f"UsageError: 401 from {server.base_url}/chat/completions: Incorrect API key provided "
-        "(invalid_api_key). Check api_key with %chat_config."
+        "(invalid_api_key). Check api_key. Set it with %chat_config --api-key."
     )
 
     kernel.run("%chat_config base_url=http://127.0.0.1:9 max_retries=0")
