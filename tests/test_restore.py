@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from nbconvert import HTMLExporter, MarkdownExporter
 
 from ipychat._conversation import SessionRegistry
 from ipychat._errors import ConversationError
@@ -210,6 +211,9 @@ def test_saved_notebook_restores_with_zero_requests(server, tmp_path):
         if MIME_TYPE in o.get("data", {})
     ]
     assert [v["user"] for v in vendor] == ["alpha", "side question", "beta", "gamma"]
+    for exporter in (HTMLExporter(), MarkdownExporter()):  # exports show replies, not this
+        body, _ = exporter.from_notebook_node(nb)
+        assert "Echo: beta" in body and "ipychat.exchange" not in body, type(exporter)
     scanned = json.dumps(vendor)
     for secret in (CANARY, CANARY[3:15], CANARY[-12:], HEADER, HEADER[4:16], "Bearer", "X-Team"):
         assert secret not in scanned, secret

@@ -13,6 +13,7 @@ import pytest
 from ipychat._exchange import MIME_TYPE
 
 from . import test_magics_kernel as _magics_tests
+from .kernel import usage_error
 
 # The same kernel and per-test reset as the magics tests (an empty session, a calm server).
 kernel = _magics_tests.kernel
@@ -142,3 +143,13 @@ def test_a_cell_moved_to_another_session_leaves_the_old_one(kernel, server):
     run_cell(kernel, "cell-b", "%%chat -s two\nbeta")
     assert [text for role, text, _ in history(kernel, "one") if role == "user"] == ["alpha"]
     assert [text for role, text, _ in history(kernel, "two") if role == "user"] == ["beta"]
+
+
+def test_restore_refusals_are_one_line(kernel, tmp_path):
+    missing = usage_error(kernel.run(f"%chat_config --restore {tmp_path / 'gone.ipynb'}"))
+    assert "No such file or directory" in missing and "gone.ipynb" in missing
+    (tmp_path / "bad.ipynb").write_text("{", encoding="utf-8")
+    bad = usage_error(kernel.run(f"%chat_config --restore {tmp_path / 'bad.ipynb'}"))
+    assert "is not a notebook (not valid JSON" in bad
+    unknown = usage_error(kernel.run("%chat_config --restore"))
+    assert "give its path: %chat_config --restore PATH.ipynb" in unknown
