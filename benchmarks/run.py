@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import kernel, load, memory, report, throughput, ttft
+from benchmarks import batch, kernel, load, memory, report, throughput, ttft
 from benchmarks.common import Section, machine
 
 
@@ -34,13 +34,28 @@ class Sizes:
     turns: int  # exchanges in the memory benchmark
     ttft_requests: int  # requests per client and run in the time-to-first-token benchmark
     build_calls: int  # request builds timed per run in the memory benchmark
+    batch_items: int  # requests per client and run in the batch benchmark
     repeat: int
 
 
 FULL = Sizes(
-    chunks=20_000, kernel_chunks=5_000, turns=2_000, ttft_requests=50, build_calls=20, repeat=5
+    chunks=20_000,
+    kernel_chunks=5_000,
+    turns=2_000,
+    ttft_requests=50,
+    build_calls=20,
+    batch_items=1_000,
+    repeat=5,
 )
-QUICK = Sizes(chunks=2_000, kernel_chunks=500, turns=200, ttft_requests=10, build_calls=5, repeat=2)
+QUICK = Sizes(
+    chunks=2_000,
+    kernel_chunks=500,
+    turns=200,
+    ttft_requests=10,
+    build_calls=5,
+    batch_items=100,
+    repeat=2,
+)
 
 
 def _benchmarks(sizes: Sizes) -> list[tuple[str, Callable[[], Section]]]:
@@ -50,6 +65,7 @@ def _benchmarks(sizes: Sizes) -> list[tuple[str, Callable[[], Section]]]:
         ("load", lambda: load.run(sizes.repeat)),
         ("ttft", lambda: ttft.run(sizes.ttft_requests, sizes.repeat)),
         ("memory", lambda: memory.run(sizes.turns, sizes.repeat, sizes.build_calls)),
+        ("batch", lambda: batch.run(sizes.batch_items, sizes.repeat)),
     ]
 
 

@@ -89,8 +89,8 @@ class Batch(Sequence[Reply]):
 
     `failed` maps each failed item's label to its error, `pending` lists items not finished
     (after an interrupt), `retry()` sends those again, and `to_pandas()` gives one row per
-    item: the input, the reply's text (or the schema's fields), finish_reason, tokens,
-    latency, attempts, whether it came from the cache, and the error.
+    item: the input (a DataFrame's own columns), the schema's fields, the reply's text,
+    finish_reason, tokens, latency, attempts, whether it came from the cache, and the error.
     """
 
     def __init__(self, runner: _Runner, items: list[_Item], kind: str) -> None:
@@ -219,9 +219,10 @@ class Batch(Sequence[Reply]):
         except ImportError:
             raise ImportError("Batch.to_pandas() needs pandas: pip install pandas.") from None
         frame = pd.DataFrame(self.to_records(), index=self.labels)
-        if self._kind == "frame":
+        if self._kind == "frame":  # the input's columns first; a clashing one gets "_input"
             inputs = pd.DataFrame([item.value for item in self._items], index=self.labels)
-            frame = pd.concat([inputs, frame.drop(columns=inputs.columns, errors="ignore")], axis=1)
+            inputs = inputs.rename(columns={c: f"{c}_input" for c in inputs if c in frame})
+            frame = pd.concat([inputs, frame], axis=1)
         return frame
 
 
@@ -257,6 +258,7 @@ class _Runner:
         self.tpm = tpm
         self.cache = cache
         self.request = dict(overrides)
+        self.stopped = False
         self.counter = collections.Counter[str]()
         self.limiter: Limiter | None = None
         # What a cached reply reports as its request (never the key; as Reply.params does).
@@ -271,6 +273,7 @@ class _Runner:
         from ._progress import make_progress
 
         started = time.perf_counter()
+        self.stopped = False
         todo = self._from_cache(todo)
         counter = collections.Counter[str]()
         self.limiter = Limiter(self.concurrency, rpm=self.rpm, tpm=self.tpm)
@@ -279,6 +282,7 @@ class _Runner:
             if todo:
                 run_in_thread(lambda: self._send_all(todo, counter), tick=view.update)
         except KeyboardInterrupt:
+            self.stopped = True  # a request finishing while the loop unwinds is not taken
             batch.interrupted = True
             raise BatchInterrupted(batch) from None
         finally:
@@ -340,6 +344,8 @@ class _Runner:
             partial = getattr(exc, "reply", None)
             item.reply = partial if isinstance(partial, Reply) else None
             self.counter["failed"] += 1
+            return
+        if self.stopped:
             return
         item.reply = reply
         if reply.error is not None:  # a reply that did not match the schema, even repaired

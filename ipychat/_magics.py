@@ -188,6 +188,13 @@ class ChatMagics(Magics):
     @argument("-o", "--out", metavar="VAR", help="Also store the reply in variable VAR.")
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only store the reply.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} untouched.")
+    @argument("--map", metavar="NAME", help="Send the cell once per item of NAME ({item}).")
+    @argument("--schema", metavar="NAME", help="Reply as data validated by schema NAME.")
+    @argument("--concurrency", type=int, help="With --map: requests at a time (default 8).")
+    @argument("--rpm", type=float, help="With --map: at most this many requests a minute.")
+    @argument("--tpm", type=float, help="With --map: at most this many tokens a minute.")
+    @argument("--cache", metavar="PATH", help="With --map: the cache file (default: user's).")
+    @argument("--no-cache", action="store_true", help="With --map: send everything again.")
     @argument("--dry-run", action="store_true", help="Show the request; send nothing.")
     @argument("-h", "--help", action="store_true", help="Show this help.")
     @needs_local_scope
@@ -208,6 +215,14 @@ class ChatMagics(Magics):
         filler = None if args.no_interpolate or not self.interpolate else Filler(self, local_ns)
         if filler is not None:
             args = parse(self.ipychat, options, fill=filler)
+        if args.map is not None:  # the template is filled per item, with the item's names
+            from ._batch_magic import run_map
+
+            try:
+                return run_map(self, args, text, one_line=one_line, local_ns=local_ns)
+            except ChatError as exc:
+                raise UsageError(one_line_error(exc)) from None
+        if filler is not None:
             text = filler(text)
         try:
             reply = self._chat(args, text, one_line=one_line, filled=filler.names if filler else ())
@@ -225,6 +240,9 @@ class ChatMagics(Magics):
         if args.no_stream or args.stream:
             overrides["stream"] = bool(args.stream)
         self.settings.resolve(**overrides)  # refuses bad values before anything else
+        from ._batch_magic import refuse_batch_options
+
+        refuse_batch_options(args)
         prompt = text.strip("\n").rstrip()  # the cell's trailing newline is not part of it
         if not prompt.strip():
             where = "after %chat" if one_line else "below %%chat"
@@ -243,6 +261,9 @@ class ChatMagics(Magics):
 
     def _chat(self, args: Any, text: str, *, one_line: bool, filled: tuple[str, ...] = ()) -> Any:
         turn = self._turn(args, text, one_line=one_line, filled=filled)
+        from ._batch_magic import schema_named
+
+        schema = schema_named(self.shell, args.schema)
         if args.dry_run:
             from ._dry_run import describe
 
@@ -259,7 +280,7 @@ class ChatMagics(Magics):
         saved = _saved_exchange(turn, resolved)
         self.cells.sending(turn.session.name)  # its old exchange there is this run's to replace
         try:
-            reply = turn.send(self.client, on_delta=view.update)
+            reply = turn.send(self.client, on_delta=view.update, schema=schema)
         except (ChatError, KeyboardInterrupt) as exc:
             partial = getattr(exc, "reply", None)
             if partial is None or not partial.text:

@@ -63,9 +63,25 @@ class Turn:
             cell=self.cell,
         )
 
-    def send(self, client: Any, on_delta: Any = None) -> Any:
-        """Send from the trial copy; its changes are kept if the exchange is recorded."""
+    def send(self, client: Any, on_delta: Any = None, schema: Any = None) -> Any:
+        """Send from the trial copy; its changes are kept if the exchange is recorded.
+
+        With a `schema` (see `_structured`) the reply is asked for as validated data.
+        """
         try:
+            if schema is not None:
+                from ._batch_magic import send_structured
+
+                return send_structured(
+                    self.trial,
+                    self.prompt,
+                    client=client,
+                    schema=schema,
+                    history=self.history,
+                    cell=self.cell,
+                    on_delta=on_delta,
+                    overrides=self.overrides,
+                )
             return self.trial.send(
                 self.prompt,
                 client=client,

@@ -176,9 +176,9 @@ def usage_error(result: Execution) -> str:
     return lines[0]
 
 
-def chat_kernel(home: Path, base_url: str, setup: str = "") -> Kernel:
+def chat_kernel(home: Path, base_url: str, setup: str = "", **env: str) -> Kernel:
     """A kernel with ipychat loaded and pointed at `base_url` (plus any `setup` lines)."""
-    kernel = Kernel.start(home)
+    kernel = Kernel.start(home, **env)
     result = kernel.run(f"%load_ext ipychat\n%chat_config base_url={base_url}\n{setup}")
     assert result.status == "ok", result.text()
     return kernel

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "display", "load", "ttft", "memory")
+SECTIONS = ("throughput", "display", "load", "ttft", "memory", "batch")
 
 pytestmark = pytest.mark.kernel
 
@@ -69,7 +69,7 @@ def test_every_section_with_goals_and_machine(results: dict[str, Any]) -> None:
 def test_markdown_report_is_printed_and_written(results: dict[str, Any]) -> None:
     report = results["_markdown"]
     assert results["_stdout"].strip() == report.strip()
-    for title in ("## Goals", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    for title in ("## Goals", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert title in report
     assert "PASS" in report or "MISS" in report
     assert results["command"] in report
@@ -121,3 +121,13 @@ def test_memory_holds_bytes_per_turn(results: dict[str, Any]) -> None:
     assert section["text_bytes_per_turn"] > 0
     for key in ("build_ipychat_ms", "send_ipychat_ms", "send_plain_ms"):
         assert section[key]["median"] > 0
+
+
+def test_batch_every_request_is_answered(results: dict[str, Any]) -> None:
+    section = results["batch"]
+    clients = ["ipychat", *(["openai"] if "openai" in section["samples"] else [])]
+    for client in clients:
+        samples = section["samples"][client]
+        assert samples["done"] == [section["items"]] * section["repeat"], client
+        assert all(value > 0 for value in samples["wall_s"] + samples["cpu_s"])
+    assert section["ideal_wall_s"] > 0
