@@ -11,20 +11,40 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument
 
 from ._errors import ChatError
 
-__all__ = ["BATCH_OPTIONS", "refuse_batch_options", "run_map", "schema_named", "send_structured"]
+__all__ = ["batch_arguments", "run_map", "schema_named", "send_structured", "single_cell_schema"]
 
 # Options that only make sense with --map.
 BATCH_OPTIONS = ("concurrency", "rpm", "tpm", "cache", "no_cache")
 
 
-def refuse_batch_options(args: Any) -> None:
-    """A batch option without --map is a mistake worth one line, not silence."""
+_ARGUMENTS = [  # in the order %%chat? lists them
+    (("--map",), {"metavar": "NAME", "help": "Send the cell once per item of NAME ({item})."}),
+    (("--schema",), {"metavar": "NAME", "help": "Reply as data validated by schema NAME."}),
+    (("--concurrency",), {"type": int, "help": "With --map: requests at a time (default 8)."}),
+    (("--rpm",), {"type": float, "help": "With --map: at most this many requests a minute."}),
+    (("--tpm",), {"type": float, "help": "With --map: at most this many tokens a minute."}),
+    (("--cache",), {"metavar": "PATH", "help": "With --map: the cache file (default: user's)."}),
+    (("--no-cache",), {"action": "store_true", "help": "With --map: send everything again."}),
+]
+
+
+def batch_arguments(func: Any) -> Any:
+    """The %%chat options of batches and schemas, as one decorator."""
+    for args, kwargs in reversed(_ARGUMENTS):
+        func = argument(*args, **kwargs)(func)
+    return func
+
+
+def single_cell_schema(shell: Any, args: Any) -> Any:
+    """The schema of a cell without --map; a batch option there is a one-line mistake."""
     for option in BATCH_OPTIONS:
         if getattr(args, option) not in (None, False):
             raise UsageError(f"--{option.replace('_', '-')} only applies with --map NAME.")
+    return schema_named(shell, args.schema)
 
 
 def _named(shell: Any, name: str, option: str, what: str) -> Any:
@@ -93,7 +113,9 @@ def run_map(magics: Any, args: Any, template: str, *, one_line: bool, local_ns: 
             "run the cell again to send only the rest."
         ) from None
     except (ChatError, OSError) as exc:
-        raise UsageError(str(exc)) from None
+        from ._magic_args import one_line_error
+
+        raise UsageError(one_line_error(exc) if isinstance(exc, ChatError) else str(exc)) from None
     magics._store(batch, args.out)
     if not args.quiet:
         _show_table(batch)

@@ -25,7 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, Union, observe
 from traitlets import validate as trait_validate
 
-from . import _config_magic
+from . import _batch_magic, _config_magic
 from ._cells import CellTracker
 from ._config import GENERATION_KEYS, Settings
 from ._config import validate as validate_setting
@@ -188,13 +188,7 @@ class ChatMagics(Magics):
     @argument("-o", "--out", metavar="VAR", help="Also store the reply in variable VAR.")
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only store the reply.")
     @argument("--no-interpolate", action="store_true", help="Send {braces} untouched.")
-    @argument("--map", metavar="NAME", help="Send the cell once per item of NAME ({item}).")
-    @argument("--schema", metavar="NAME", help="Reply as data validated by schema NAME.")
-    @argument("--concurrency", type=int, help="With --map: requests at a time (default 8).")
-    @argument("--rpm", type=float, help="With --map: at most this many requests a minute.")
-    @argument("--tpm", type=float, help="With --map: at most this many tokens a minute.")
-    @argument("--cache", metavar="PATH", help="With --map: the cache file (default: user's).")
-    @argument("--no-cache", action="store_true", help="With --map: send everything again.")
+    @_batch_magic.batch_arguments
     @argument("--dry-run", action="store_true", help="Show the request; send nothing.")
     @argument("-h", "--help", action="store_true", help="Show this help.")
     @needs_local_scope
@@ -216,12 +210,7 @@ class ChatMagics(Magics):
         if filler is not None:
             args = parse(self.ipychat, options, fill=filler)
         if args.map is not None:  # the template is filled per item, with the item's names
-            from ._batch_magic import run_map
-
-            try:
-                return run_map(self, args, text, one_line=one_line, local_ns=local_ns)
-            except ChatError as exc:
-                raise UsageError(one_line_error(exc)) from None
+            return _batch_magic.run_map(self, args, text, one_line=one_line, local_ns=local_ns)
         if filler is not None:
             text = filler(text)
         try:
@@ -240,9 +229,6 @@ class ChatMagics(Magics):
         if args.no_stream or args.stream:
             overrides["stream"] = bool(args.stream)
         self.settings.resolve(**overrides)  # refuses bad values before anything else
-        from ._batch_magic import refuse_batch_options
-
-        refuse_batch_options(args)
         prompt = text.strip("\n").rstrip()  # the cell's trailing newline is not part of it
         if not prompt.strip():
             where = "after %chat" if one_line else "below %%chat"
@@ -261,9 +247,7 @@ class ChatMagics(Magics):
 
     def _chat(self, args: Any, text: str, *, one_line: bool, filled: tuple[str, ...] = ()) -> Any:
         turn = self._turn(args, text, one_line=one_line, filled=filled)
-        from ._batch_magic import schema_named
-
-        schema = schema_named(self.shell, args.schema)
+        schema = _batch_magic.single_cell_schema(self.shell, args)
         if args.dry_run:
             from ._dry_run import describe
 
