@@ -163,6 +163,8 @@ class ResolvedSettings:
     idle_timeout: float = 300.0
     max_retries: int = 2
     history_limit: int | None = None
+    max_requests_per_session: int | None = None  # budgets: see _budget
+    max_tokens_per_session: int | None = None
     extra_body: dict[str, object] = dataclasses.field(default_factory=dict)
     extra_headers: dict[str, str] = dataclasses.field(default_factory=dict)
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)

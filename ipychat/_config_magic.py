@@ -373,3 +373,6 @@ def models(magics: ChatMagics, args: Namespace) -> None:
     current = resolved.model
     rows = [(name, "yes" if name == current else "") for name in names]
     _display(Table(["model", "in use"], rows))
+
+
+from . import _record_magic  # noqa: E402, F401  (registers --record)

@@ -202,6 +202,9 @@ class Conversation:
             system=settings.system,
             cell=cell,
         )
+        from . import _budget
+
+        overrides = _budget.admit(self, settings, messages, overrides)  # before anything is sent
         with client.stream(messages, prompt=prompt, on_alive=on_alive, **overrides) as stream:
             try:
                 for delta in stream:
@@ -209,11 +212,13 @@ class Conversation:
                         on_delta(delta)
             except (RequestError, KeyboardInterrupt) as exc:
                 partial = getattr(exc, "reply", None) or stream.reply
+                _budget.charge(self, settings, messages, partial)
                 if history:
                     self.record(prompt, partial, cell=cell)
                 exc.reply = partial  # type: ignore[union-attr]
                 raise
             reply = stream.reply
+        _budget.charge(self, settings, messages, reply)
         if history:
             self.record(prompt, reply, cell=cell)
         return reply

@@ -41,6 +41,7 @@ from ._magic_args import (
     split_line_magic,
 )
 from ._questions import protect_questions
+from ._record_magic import record_turn
 from ._turn import Turn
 
 __all__ = ["ChatMagics", "load", "unload"]
@@ -282,6 +283,7 @@ class ChatMagics(Magics):
         reply.filled = list(filled)
         view.finish(reply, keep=not one_line, exchange=saved(reply))
         self._store(reply, args.out)
+        record_turn(self, prompt, reply)  # %chat_config --record
         return reply
 
     def fill(self, text: str, local_ns: Any = None) -> str:

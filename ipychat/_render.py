@@ -151,6 +151,8 @@ def status_line(reply: Reply, *, streaming: bool = False) -> str:
         parts.append(f"first token {reply.time_to_first_token:.2f} s")
     if reply.elapsed is not None:
         parts.append(f"{'elapsed' if streaming else 'total'} {reply.elapsed:.2f} s")
+    if reply.budget_left:
+        parts.append(reply.budget_left)
     if streaming:
         parts.append("streaming…")
     elif reply.truncated:

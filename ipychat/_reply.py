@@ -73,6 +73,7 @@ class Reply:
     complete: bool = True
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    budget_left: str | None = None  # what the session's budget has left, for the status line
     data: Any = None  # with a schema: the validated value (a model instance for a model class)
     filled: list[str] = field(default_factory=list)  # `{name}` references filled into the prompt
 

@@ -45,6 +45,8 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "idle_timeout": 300.0,
         "max_retries": 2,
         "history_limit": None,
+        "max_requests_per_session": None,
+        "max_tokens_per_session": None,
         "extra_body": {},
         "extra_headers": {},
     }
@@ -148,6 +150,12 @@ _NUMBERS: Mapping[str, _Number] = MappingProxyType(
         ),
         "history_limit": _Number(
             int, 0, True, None, False, "a whole number of exchanges", ">= 0 (exchanges to send)"
+        ),
+        "max_requests_per_session": _Number(
+            int, 1, True, None, False, "a whole number of requests", ">= 1 (requests)"
+        ),
+        "max_tokens_per_session": _Number(
+            int, 1, True, None, False, "a whole number of tokens", ">= 1 (tokens)"
         ),
     }
 )
