@@ -3,14 +3,13 @@
 A teacher (or a careful user of a paid key) caps what one session may spend. The check runs
 before anything is sent: a request over the request budget, or whose history alone would not
 fit in the tokens left, is refused with one clear line; otherwise `max_tokens` is capped to what
-is left, so the reply cannot overrun it. Spending is counted per conversation object (a reset
-does not refund it) from the server's usage, or estimated (4 characters a token) without one.
+is left, so the reply cannot overrun it. Spending is counted per session (a reset does not
+refund it) from the server's usage, or estimated (4 characters a token) without one.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,18 +26,28 @@ class BudgetError(ChatError):
     """The session's budget does not allow this request; nothing was sent."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Spent:
+    """What a session has spent. Shared, never copied: a cell's trial copy of the session
+    (see `_turn`) spends from the session's own budget, even when its turn is not kept."""
+
     requests: int = 0
     tokens: int = 0
 
+    def __copy__(self) -> Spent:
+        return self
 
-_SPENT: weakref.WeakKeyDictionary[Any, Spent] = weakref.WeakKeyDictionary()
+    def __deepcopy__(self, memo: dict[int, Any]) -> Spent:
+        return self
 
 
 def spent(conversation: Any) -> Spent:
-    """What this conversation has spent so far."""
-    return _SPENT.setdefault(conversation, Spent())
+    """What this conversation has spent so far (kept on it, so a reset does not refund it)."""
+    holder = vars(conversation).get("_budget_spent")
+    if holder is None:
+        holder = Spent()
+        vars(conversation)["_budget_spent"] = holder
+    return holder
 
 
 def estimate(messages: list[dict[str, Any]]) -> int:

@@ -283,7 +283,7 @@ class ChatMagics(Magics):
         reply.filled = list(filled)
         view.finish(reply, keep=not one_line, exchange=saved(reply))
         self._store(reply, args.out)
-        record_turn(self, prompt, reply)  # %chat_config --record
+        record_turn(self, turn.prompt, reply)  # %chat_config --record
         return reply
 
     def fill(self, text: str, local_ns: Any = None) -> str:
