@@ -1,20 +1,32 @@
-"""Untrusted model Markdown -> safe HTML, rendered in Python.
+"""Untrusted model Markdown -> safe, inert HTML, rendered in Python in bounded time.
 
 JupyterLab and Notebook 7 trust the outputs of executed cells, so a Markdown or HTML output
 (or an `ipywidgets.HTML` value) holding `<img src=x onerror=...>` or `<script>` would run. We
 therefore never hand model text to the front end as Markdown or raw HTML: markdown-it-py renders
 it here with raw HTML disabled (tags come out as escaped text), links restricted to safe
 schemes, and images shown as links (an image URL would be fetched without a click, which lets a
-prompt-injected reply send data to any server). Code is highlighted by Pygments, which escapes.
+prompt-injected reply send data to any server).
+
+Three more things keep an output from doing anything but being read:
+
+- Math is converted to sanitised MathML here (`_math`), and every fragment is marked so the
+  front end's MathJax skips it: MathJax's `\\style` and `\\href` would otherwise fetch URLs.
+- Code is highlighted only by lexers proven not to hang (`_highlight`), within a time budget.
+- Rendering has a time allowance proportional to the text; past it, or for a block too big to
+  parse quickly, the text is shown as escaped plain text instead (`_OverBudget`).
 """
 
 from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from ._math import inert_html, math_html
+from ._safetext import visible
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -24,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "StreamingMarkdown",
     "fenced_blocks",
+    "inert_html",
     "markdown_to_html",
     "render_reply_html",
     "split_blocks",
@@ -31,22 +44,59 @@ __all__ = [
 ]
 
 SAFE_LINK = re.compile(r"^(https?:|mailto:|#)", re.I)
+# Long lines wrap: a 200,000-character line must not make the output that wide.
+STYLE_PRE = "white-space: pre-wrap; overflow-wrap: anywhere"
+STYLE_WRAP = "overflow-wrap: anywhere"
+
+# Parsing a block is linear but slow for some shapes (a table costs ~25 µs a character):
+# blocks past these sizes are shown as plain text without being parsed.
+BLOCK_CAP = 20_000  # characters of one block (fenced code is exempt: it parses linearly)
+TABLE_ROWS_CAP = 500  # lines holding "|" in one block
+# Seconds a render may take: a base plus a rate per character; past it, blocks are shown plain.
+ALLOWANCE_BASE = 0.2
+ALLOWANCE_PER_CHAR = 5e-6
+
+
+class _OverBudget(Exception):
+    """The render ran past its time allowance."""
+
+
+def _deadline(state: Any) -> None:
+    if time.perf_counter() > state.env.get("ipychat_deadline", float("inf")):
+        raise _OverBudget
 
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
+    import latex2mathml.converter  # noqa: F401 - loaded here, not inside a time allowance
     from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
-    md.options["highlight"] = _highlight
     md.validateLink = lambda url: bool(SAFE_LINK.match(url.strip()))
+    # Pandoc's rule for `$`: no space inside either delimiter, no digit after the closing one,
+    # so "$5 and $10" stays prose. `$$…$$` inside a paragraph is display math.
+    dollarmath_plugin(
+        md,
+        allow_labels=False,
+        allow_space=False,
+        allow_digits=False,
+        allow_blank_lines=False,
+        double_inline=True,
+    )
+    # `\(…\)` and `\[…\]` before CommonMark's backslash escapes eat their backslashes.
+    md.inline.ruler.before("escape", "math_bracket", _bracket_math)
+    # Time checks between rules: a slow render stops at its allowance.
+    md.block.ruler.before("table", "ipychat_deadline", _block_deadline)
+    md.inline.ruler.before("text", "ipychat_deadline", _inline_deadline)
+    md.core.ruler.after("inline", "ipychat_link_text", _visible_link_text)
 
     # markdown-it binds render rules to the renderer, so each rule takes it first.
     def render_image(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         token = tokens[idx]
         src = str(token.attrGet("src") or "")
-        alt = html.escape(token.content or "image")
+        alt = html.escape(visible(token.content or "image"))
         if not SAFE_LINK.match(src):
             return f"[image: {alt}]"
         return f'<a href="{html.escape(src)}" rel="noopener noreferrer nofollow">[image: {alt}]</a>'
@@ -56,33 +106,163 @@ def _parser() -> MarkdownIt:
         tokens[idx].attrSet("target", "_blank")
         return renderer.renderToken(tokens, idx, options, env)
 
+    def render_math(delimiters: tuple[str, str], display: bool) -> Callable[..., str]:
+        def rule(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+            return math_html(tokens[idx].content, display, delimiters)
+
+        return rule
+
+    def render_math_block(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        return f"<div>{math_html(tokens[idx].content, True, ('$$', '$$'))}</div>\n"
+
     md.add_render_rule("image", render_image)
     md.add_render_rule("link_open", render_link_open)
+    md.add_render_rule("fence", _render_fence)
+    md.add_render_rule("code_block", _render_fence)
+    md.add_render_rule("math_inline", render_math(("$", "$"), False))
+    md.add_render_rule("math_inline_double", render_math(("$$", "$$"), True))
+    md.add_render_rule("math_paren", render_math(("\\(", "\\)"), False))
+    md.add_render_rule("math_square", render_math(("\\[", "\\]"), True))
+    md.add_render_rule("math_block", render_math_block)
     return md
 
 
-def _highlight(code: str, lang: str, attrs: str) -> str:
-    """Pygments with inline styles (no CSS needed in any viewer); '' lets markdown-it escape."""
-    if not lang:
-        return ""
-    try:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import get_lexer_by_name
-        from pygments.util import ClassNotFound
-    except ImportError:
-        return ""
-    try:
-        lexer = get_lexer_by_name(lang)
-    except ClassNotFound:
-        return ""
-    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="default")
-    return highlight(code, lexer, formatter)
+def _block_deadline(state: Any, start: int, end: int, silent: bool) -> bool:
+    _deadline(state)
+    return False
+
+
+def _inline_deadline(state: Any, silent: bool) -> bool:
+    _deadline(state)
+    return False
+
+
+def _bracket_math(state: Any, silent: bool) -> bool:
+    """`\\(…\\)` (inline) and `\\[…\\]` (display) math, closed within the same paragraph.
+
+    An opener without its closer stays as written, backslash included.
+    """
+    src, pos = state.src, state.pos
+    if src[pos] != "\\" or pos + 1 >= state.posMax or src[pos + 1] not in "([":
+        return False
+    closer = "\\)" if src[pos + 1] == "(" else "\\]"
+    # Where the last closer is, once per paragraph: many openers and no closer stay linear.
+    key = ("ipychat_last", closer, src)
+    last = state.env.get(key)
+    if last is None:
+        last = state.env[key] = src.rfind(closer, 0, state.posMax)
+    end = src.find(closer, pos + 2, state.posMax) if last >= pos + 2 else -1
+    if end < 0 or not src[pos + 2 : end].strip():
+        # Not math: keep the backslash (CommonMark would drop it) as the model wrote it.
+        if not silent:
+            state.pending += src[pos : pos + 2]
+        state.pos += 2
+        return True
+    if not silent:
+        token = state.push("math_paren" if closer == "\\)" else "math_square", "math", 0)
+        token.content = src[pos + 2 : end]
+        token.markup = src[pos : pos + 2]
+    state.pos = end + 2
+    return True
+
+
+def _visible_link_text(state: Any) -> None:
+    """Link text cannot hide behind bidi overrides or zero-width characters."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        depth = 0
+        for token in block.children:
+            if token.type == "link_open":
+                depth += 1
+            elif token.type == "link_close":
+                depth -= 1
+            elif depth and token.type in ("text", "code_inline"):
+                token.content = visible(token.content)
+
+
+_LANG = re.compile(r"[A-Za-z0-9_+#.-]{1,40}")
+
+
+def _render_fence(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """Highlighted when the language is allowlisted and time allows; escaped text otherwise."""
+    from ._highlight import BUDGET, highlight_code, lexer_for
+
+    token = tokens[idx]
+    info = (token.info or "").strip().split(maxsplit=1)
+    lang = info[0] if info else ""
+    code = token.content
+    body = None
+    start = time.perf_counter()
+    lexer = lexer_for(lang)
+    if "ipychat_deadline" in env:  # loading a lexer's module (once) is not rendering
+        env["ipychat_deadline"] += time.perf_counter() - start
+    if lexer is not None:
+        left = env.get("ipychat_deadline", float("inf")) - time.perf_counter()
+        body = highlight_code(code, lang, budget=min(BUDGET, left))
+    if body is None:
+        body = html.escape(code, quote=False)
+    cls = f' class="language-{lang}"' if _LANG.fullmatch(lang) else ""
+    return f'<pre style="{STYLE_PRE}"><code{cls} style="{STYLE_PRE}">{body}</code></pre>\n'
+
+
+def _plain(block: str) -> str:
+    text = html.escape(block, quote=False)
+    return f'<pre class="ipychat-plain" style="{STYLE_PRE}">{text}</pre>\n'
+
+
+def _allowance(text: str) -> float:
+    return ALLOWANCE_BASE + ALLOWANCE_PER_CHAR * len(text)
+
+
+def _too_big(block: str) -> bool:
+    if _FENCE.match(block):
+        return False
+    if len(block) > BLOCK_CAP:
+        return True
+    return block.count("|") > TABLE_ROWS_CAP and (
+        sum(1 for line in block.split("\n") if "|" in line) > TABLE_ROWS_CAP
+    )
+
+
+def _render(text: str, allowance: float) -> str:
+    parser = _parser()
+    env = {"ipychat_deadline": time.perf_counter() + allowance}
+    return parser.render(text, env)
+
+
+def _render_blocks(text: str) -> str:
+    """Block by block, each within its own allowance and all within the text's: a block too
+    big, too slow, or left when the text's allowance is spent is shown plain."""
+    parts = []
+    end = time.perf_counter() + _allowance(text)
+    for block in split_blocks(text):
+        left = min(_allowance(block), end - time.perf_counter())
+        if _too_big(block) or left <= 0:
+            parts.append(_plain(block))
+            continue
+        try:
+            parts.append(_render(block, left))
+        except _OverBudget:
+            parts.append(_plain(block))
+    return "".join(parts)
 
 
 def markdown_to_html(text: str) -> str:
-    """Safe HTML for untrusted Markdown: no raw HTML, no script-capable links, no images."""
-    return _parser().render(text)
+    """Safe, inert HTML for untrusted Markdown, rendered in time proportional to its size.
+
+    No raw HTML, no script-capable links, no images, math as sanitised MathML, and nothing
+    the front end's MathJax will typeset. A render that runs past its allowance, or a block
+    too big to parse quickly, falls back to rendering block by block, with plain text for
+    the blocks that are still too big or too slow.
+    """
+    blocks = split_blocks(text)
+    if any(_too_big(block) for block in blocks):
+        return inert_html(_render_blocks(text))
+    try:
+        return inert_html(_render(text, _allowance(text)))
+    except _OverBudget:
+        return inert_html(_render_blocks(text))
 
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
@@ -137,14 +317,44 @@ class StreamingMarkdown:
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """(language, code) of each fenced code block, as a Markdown parser sees them."""
-    tokens = _parser().parse(text)
+    """(language, code) of each fenced code block, as a Markdown parser sees them.
+
+    Bounded like rendering: past the allowance, or with a block too big to parse quickly, the
+    text is parsed block by block, skipping blocks too big or too slow (a fence starts a block,
+    so those hold no fence of their own).
+    """
+    blocks = split_blocks(text)
+    if not any(_too_big(block) for block in blocks):
+        try:
+            return _fences(text)
+        except _OverBudget:
+            pass
+    found: list[tuple[str, str]] = []
+    for block in blocks:
+        if not _too_big(block):
+            try:
+                found += _fences(block)
+            except _OverBudget:
+                continue
+    return found
+
+
+def _fences(text: str) -> list[tuple[str, str]]:
+    parser = _parser()
+    env = {"ipychat_deadline": time.perf_counter() + _allowance(text)}
+    tokens = parser.parse(text, env)
     return [((t.info or "").strip().split(" ")[0], t.content) for t in tokens if t.type == "fence"]
 
 
 def status_line(reply: Reply, *, streaming: bool = False) -> str:
-    """Plain text: model, tokens, time to first token, total time, and any warning."""
-    parts = [reply.model or "?"]
+    """Plain text: model, tokens, time to first token, total time, and any warning.
+
+    The model name and finish reason come from the server: shown with controls, bidi
+    overrides and zero-width characters made visible, on one line.
+    """
+    from ._safetext import one_line
+
+    parts = [one_line(reply.model, 80) if reply.model else "?"]
     if reply.usage and reply.usage.total_tokens is not None:
         parts.append(f"{reply.usage.total_tokens} tokens")
     if reply.time_to_first_token is not None:
@@ -158,7 +368,8 @@ def status_line(reply: Reply, *, streaming: bool = False) -> str:
     elif reply.truncated:
         parts.append("⚠ cut off at max_tokens (finish_reason=length)")
     elif reply.filtered:
-        parts.append(f"⚠ filtered by the content safety check ({reply.finish_reason})")
+        reason = one_line(str(reply.finish_reason), 40)
+        parts.append(f"⚠ filtered by the content safety check ({reason})")
     elif not reply.complete:
         parts.append("⚠ incomplete")
     if reply.filled and not streaming:
@@ -166,17 +377,25 @@ def status_line(reply: Reply, *, streaming: bool = False) -> str:
     return " · ".join(parts)
 
 
-STYLE_BODY = "font-size: var(--jp-content-font-size1, 14px); line-height: 1.5"
-STYLE_STATUS = "color: #666; font-size: 0.85em; margin-top: 0.4em; font-family: monospace"
-STYLE_WARN = "color: #a15c00"
-STYLE_REASONING = "color: #777; border-left: 3px solid #ddd; padding-left: 0.6em"
+STYLE_BODY = f"font-size: var(--jp-content-font-size1, 14px); line-height: 1.5; {STYLE_WRAP}"
+STYLE_STATUS = (
+    "color: var(--jp-ui-font-color2, #777); font-size: 0.85em; margin-top: 0.4em; "
+    f"font-family: monospace; {STYLE_WRAP}"
+)
+STYLE_WARN = "color: var(--jp-warn-color0, #c26a00)"
+STYLE_REASONING = (
+    "color: var(--jp-ui-font-color2, #777); "
+    "border-left: 3px solid var(--jp-border-color2, #ccc); padding-left: 0.6em"
+)
 
 
 def render_reply_html(
     reply: Reply, *, streaming: bool = False, markdown: Callable[[str], str] = markdown_to_html
 ) -> str:
-    """The whole reply view: reasoning (collapsed), the answer, the status line."""
-    parts = ['<div class="ipychat-reply">']
+    """The whole reply view: reasoning (collapsed), the answer, the status line; all inert."""
+    from ._math import IGNORE_CLASS
+
+    parts = [f'<div class="ipychat-reply {IGNORE_CLASS}">']
     if reply.reasoning:
         opened = " open" if streaming and not reply.text else ""
         parts.append(

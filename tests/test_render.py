@@ -15,6 +15,12 @@ ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr", "br",
     "table", "thead", "tbody", "tr", "th", "td", "del", "s", "span", "div", "details", "summary",
 }  # fmt: skip
+MATHML_TAGS = {
+    "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub", "msubsup", "mfrac",
+    "msqrt", "mroot", "mstyle", "merror", "mpadded", "mphantom", "menclose", "mover", "munder",
+    "munderover", "mtable", "mtr", "mtd", "mlabeledtr", "mmultiscripts", "mprescripts", "none",
+}  # fmt: skip
+ALLOWED_TAGS |= MATHML_TAGS
 SAFE_HREF = re.compile(r"^(https?:|mailto:|#)", re.I)
 
 
@@ -139,7 +145,7 @@ def test_images_become_links_never_img(image: str) -> None:
 def test_images_with_unsafe_sources_are_plain_text(image: str) -> None:
     html = markdown_to_html(image)
     assert_safe(html)
-    assert parse(html).tags == ["p"]
+    assert parse(html).tags == ["div", "p"]
     assert "![" in html  # left as the Markdown that was written
 
 
@@ -148,13 +154,13 @@ def test_image_alt_and_url_are_escaped() -> None:
     assert_safe(html)
     assert "<b>" not in html
     found = parse(html)
-    assert found.tags == ["p", "a"]
+    assert found.tags == ["div", "p", "a"]
 
 
 def test_code_fence_is_highlighted_and_escaped() -> None:
     html = markdown_to_html("```python\nif a < b:\n    print('<script>')\n```")
     assert_safe(html)
-    assert '<pre><code class="language-python">' in html
+    assert '<code class="language-python"' in html
     assert "<span style=" in html  # Pygments inline styles
     assert "&lt;script&gt;" in html
     assert parse(html).tags.count("span") >= 3
@@ -219,7 +225,7 @@ def test_reply_view_with_reasoning_and_status() -> None:
     assert "<details" in html and "<summary>Reasoning</summary>" in html
     assert "<details open" not in html
     assert "qwen · 3 tokens · first token 0.25 s · total 1.50 s" in html
-    assert "#a15c00" not in html
+    assert "--jp-warn-color0" not in html
     assert "<details open" in render_reply_html(Reply(reasoning="r"), streaming=True)
 
 
@@ -233,7 +239,7 @@ def test_reply_view_with_reasoning_and_status() -> None:
 )
 def test_status_line_warnings(reply: Reply, words: str) -> None:
     assert words in status_line(reply)
-    assert "#a15c00" in render_reply_html(reply)
+    assert "--jp-warn-color0" in render_reply_html(reply)
     assert words not in status_line(reply, streaming=True)
     assert "streaming…" in status_line(reply, streaming=True)
 
@@ -283,3 +289,74 @@ def test_streaming_preview_parses_only_the_last_block(monkeypatch):
     html_out = preview(STREAMED + " and more")
     assert parsed == ["Last <b>words</b> and more"], "finished blocks come from the cache"
     assert "<b>" not in html_out and "&lt;b&gt;words&lt;/b&gt; and more" in html_out
+
+
+# -- bounded rendering ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| a | b |\n|---|---|\n" + "| x | y |\n" * 40_000,  # a 400 KB table
+        "[" * 200_000,
+        "![" * 50_000,
+        "*a " * 50_000,
+        "x" * 200_000,  # one long line
+        ">" * 100_000 + " deep",
+    ],
+)
+def test_pathological_blocks_are_shown_as_plain_text(text: str) -> None:
+    from ipychat._render import fenced_blocks
+
+    html = markdown_to_html(text)
+    assert 'class="ipychat-plain"' in html
+    assert "white-space: pre-wrap; overflow-wrap: anywhere" in html, "long lines wrap"
+    assert html.count(text[:50].replace(">", "&gt;")) >= 1, "the text is all there"
+    assert_safe(html)
+    assert fenced_blocks(text + "\n\n```python\nx = 1\n```") == [("python", "x = 1\n")]
+
+
+def test_past_the_allowance_blocks_render_plain_one_by_one(monkeypatch) -> None:
+    from ipychat import _render
+
+    text = "# Title\n\nsome *prose*\n\n```python\nx = 1\n```"
+    assert "ipychat-plain" not in markdown_to_html(text)
+    monkeypatch.setattr(_render, "ALLOWANCE_BASE", -1.0)
+    html = markdown_to_html(text)
+    assert html.count('class="ipychat-plain"') == 3
+    assert "# Title" in html and "some *prose*" in html and "x = 1" in html
+    assert_safe(html)
+
+
+@pytest.mark.parametrize("lang", ["scala", "fish", "Scala", "markdown"])
+def test_fences_naming_a_hanging_lexer_are_escaped_text(lang: str) -> None:
+    payload = '"' + "\\" * 64
+    html = markdown_to_html(f"```{lang}\n{payload}\n```")
+    assert "<span" not in html and payload in html
+
+
+def test_highlighting_uses_theme_variables_with_fallbacks() -> None:
+    html = markdown_to_html("```python\ndef f(x):\n    return 'a'  # c\n```")
+    for var in ("keyword", "def", "string", "comment"):
+        assert f"var(--jp-mirror-editor-{var}-color, #" in html, var
+    assert "background" not in html, "the theme's background stays"
+
+
+# -- text that lies about itself -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hidden", ["\u202e", "\u200b", "\u2066", "\u200f", "\ufeff", "\x1b"])
+def test_link_text_shows_bidi_and_zero_width_characters(hidden: str) -> None:
+    html = markdown_to_html(f"[paypal.com{hidden}evil](https://example.com) and ![a{hidden}b](https://x.example/i.png)")
+    assert hidden not in html
+    escape = f"\\u{ord(hidden):04x}" if ord(hidden) > 0xFF else f"\\x{ord(hidden):02x}"
+    assert html.count(escape) == 2
+
+
+def test_status_line_model_name_cannot_lie() -> None:
+    reply = Reply(model="gpt\u202e4-mini\u200b\x1b[2J\nfake · 9 tokens", elapsed=1.0)
+    line = status_line(reply)
+    assert "\u202e" not in line and "\u200b" not in line and "\x1b" not in line
+    assert "\n" not in line
+    assert "\\u202e" in line and "\\x1b" in line
+    assert len(status_line(Reply(model="m" * 500))) < 100
