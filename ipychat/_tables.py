@@ -26,7 +26,9 @@ class Table:
             + "</tr>"
             for row in self.rows
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        from ._math import inert_html  # MathJax must not typeset `$…$` in any cell
+
+        return inert_html(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def __repr__(self) -> str:
         table = [self.header, *[list(r) for r in self.rows]]
