@@ -126,10 +126,12 @@ class _WidgetProgress(_Progress):
 
 def summary_html(batch: Batch) -> str:
     """The static summary: one line, then the first failures folded below it."""
+    from ._math import IGNORE_CLASS  # server errors and inputs must not be typeset by MathJax
+
     head = f"<b>ipychat.map</b>: {html.escape(batch.summary())}"
     failed = list(batch.failed.items())
     if not failed:
-        return f'<div class="ipychat-batch">{head}</div>'
+        return f'<div class="ipychat-batch {IGNORE_CLASS}">{head}</div>'
     rows = "".join(
         f"<li><code>{html.escape(one_line(repr(label), 60))}</code>: "
         f"{html.escape(one_line(error, 200))}</li>"
@@ -139,7 +141,7 @@ def summary_html(batch: Batch) -> str:
     if more > 0:
         rows += f"<li>and {more} more (see <code>.failed</code>)</li>"
     return (
-        f'<div class="ipychat-batch">{head}<details><summary>failures</summary>'
+        f'<div class="ipychat-batch {IGNORE_CLASS}">{head}<details><summary>failures</summary>'
         f"<ul>{rows}</ul></details></div>"
     )
 
