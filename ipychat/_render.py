@@ -395,7 +395,7 @@ def render_reply_html(
     """The whole reply view: reasoning (collapsed), the answer, the status line; all inert."""
     from ._math import IGNORE_CLASS
 
-    parts = [f'<div class="ipychat-reply {IGNORE_CLASS}">']
+    parts = [f'<div class="ipychat-reply"><div class="{IGNORE_CLASS}">']
     if reply.reasoning:
         opened = " open" if streaming and not reply.text else ""
         parts.append(
@@ -407,5 +407,5 @@ def render_reply_html(
     status = html.escape(status_line(reply, streaming=streaming))
     warn = not streaming and (reply.truncated or reply.filtered or not reply.complete)
     style = STYLE_STATUS + ("; " + STYLE_WARN if warn else "")
-    parts.append(f'<div class="ipychat-status" style="{style}">{status}</div></div>')
+    parts.append(f'<div class="ipychat-status" style="{style}">{status}</div></div></div>')
     return "".join(parts)

@@ -156,6 +156,7 @@ def test_every_output_is_marked_for_mathjax_to_skip() -> None:
         inert_html("<table></table>"),
     ):
         assert html.startswith("<div class=") and "mathjax_ignore tex2jax_ignore" in html[:80]
+        assert html.endswith("</div>")
 
 
 @given(st.text(alphabet=st.sampled_from(list("$\\()[]{}^_ xa1<>&\"'`\n")), max_size=60))
