@@ -505,6 +505,101 @@ TEACHING: list[Cell] = [
     ),
     md(
         """
+        ## Record a lesson once with a live model, replay it offline
+
+        Writing every reply by hand is slow. Instead, rehearse the lesson with a real model
+        through ipychat's **pass-through**, which records each exchange (prompt, reply,
+        reasoning, token usage and the stream's timing) into a lesson script:
+
+        ```bash
+        export IPYCHAT_API_KEY=...   # or leave it unset: it asks with a hidden prompt
+        python -m ipychat serve --upstream https://dashscope.aliyuncs.com/compatible-mode/v1 \\
+            --record lesson.toml
+        ```
+
+        The key goes to the live model only; it is never written to the lesson or the log.
+        Here a second bundled server stands in for the live model: a slow one (0.05 s a
+        token), with answers of its own.
+        """
+    ),
+    code(
+        """
+        import tempfile
+
+        live = ipychat.serve(  # stands in for a real model
+            script=[
+                {
+                    "prompt": "comprehension",
+                    "reply": "A list comprehension builds a list in one line: "
+                    "`[n * n for n in range(5)]` gives `[0, 1, 4, 9, 16]`.",
+                    "reasoning": "One short example, then the result.",
+                }
+            ],
+            first_token_delay=0.3,
+            token_delay=0.05,
+            model="live-model",
+        )
+        recorded = Path(tempfile.mkdtemp()) / "recorded-lesson.toml"
+        relay = ipychat.serve(upstream=live.base_url, record=recorded)  # real model: api_key=...
+        %chat_config base_url={relay.base_url} model=live-model
+        """
+    ),
+    code(
+        """
+        %%chat
+        What is a list comprehension?
+        """
+    ),
+    md("The recorded turn, as the pass-through appended it:"),
+    code(
+        """
+        print(recorded.read_text(encoding="utf-8"))
+        """
+    ),
+    md(
+        """
+        Now the class replays it, with no live model and no key: `pace="recorded"` (the
+        default) streams each reply at the pace the live model had, and `strict=True` refuses
+        a prompt the lesson does not contain instead of echoing it. A recorded prompt matches
+        whatever the case and spacing a student types. On the command line:
+        `python -m ipychat serve --script lesson.toml --pace recorded --strict`.
+        """
+    ),
+    code(
+        """
+        relay.stop()
+        live.stop()
+        replay = ipychat.serve(script=recorded, strict=True)
+        %chat_config base_url={replay.base_url}
+        """
+    ),
+    code(
+        """
+        %%chat
+        what is a  LIST comprehension?
+        """
+    ),
+    code(
+        """
+        import httpx
+
+        refused = httpx.post(
+            replay.base_url + "/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "Tell me a joke"}]},
+        )
+        print(refused.status_code, refused.json()["error"]["message"])
+        """
+    ),
+    code(
+        """
+        replay.stop()
+        %chat_config --reset
+        if server is not None:
+            %chat_config base_url={server.base_url}
+        """
+    ),
+    md(
+        """
         ### One server for the whole class
 
         Instead of one server per notebook, run one on your machine for everybody:
@@ -513,8 +608,21 @@ TEACHING: list[Cell] = [
         python -m ipychat serve --host 0.0.0.0 --port 8765 --script lesson.toml
         ```
 
-        and have students point ipychat at it, for example with the environment variable
-        `IPYCHAT_BASE_URL=http://YOUR-MACHINE:8765/v1` set before they start Jupyter.
+        It prints the addresses students can use, then one line per request (time, student,
+        model, tokens, outcome; `--quiet` turns that off). Students point ipychat at it, for
+        example with `IPYCHAT_BASE_URL=http://YOUR-MACHINE:8765/v1` set before they start
+        Jupyter. One server holds a class of 200 streaming at once. More options:
+
+        - `--script intro` serves a lesson bundled with ipychat; `--list-lessons` lists them.
+        - `--students students.txt`: one token per line, handed to each student as their
+          API key, each with a budget (`ana-7f3k max_requests=30 max_tokens=20000`, or
+          `--max-requests-per-student N` for all); a request over budget is refused before
+          anything is sent.
+        - `python -m ipychat lesson class.ipynb > lesson.toml` turns a notebook you ran with a
+          live model into a lesson script.
+
+        In a notebook, `%chat_config max_requests_per_session=20 max_tokens_per_session=5000`
+        caps what a session may spend; the status line under each reply shows what is left.
 
         ## Later: the same notebook with a real model
 

@@ -58,6 +58,8 @@ EXPECTED_REPLIES = {
         "One solution:",
         "it is not part of today's lesson on strings",
         "Quick quiz: what is",
+        "A list comprehension builds a list in one line",
+        "A list comprehension builds a list in one line",
         "Next lesson: lists.",
     ],
     "04-providers.ipynb": [
@@ -210,6 +212,13 @@ def test_teaching_notebook_shows_reasoning_and_refuses_a_broken_script(
     assert exercise is not None and "<summary>Reasoning</summary>" in exercise["data"]["text/html"]
     assert "is not a valid regex" in outputs_text(cell_after(nb, "try:"))
     assert "[[turn]]" in outputs_text(cell_after(nb, "from pathlib import Path"))
+    recorded = outputs_text(cell_after(nb, "print(recorded.read_text"))
+    assert 'match = "text"' in recorded and "[turn.timing]" in recorded
+    assert "reasoning = " in recorded and "[turn.usage]" in recorded
+    replayed = run_demo.reply_output(chat_cells(nb)[7])
+    assert replayed is not None and "<summary>Reasoning</summary>" in replayed["data"]["text/html"]
+    refused = outputs_text(cell_after(nb, "import httpx"))
+    assert refused.startswith("404 This prompt is not part of the lesson")
 
 
 @pytest.mark.kernel
