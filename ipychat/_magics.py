@@ -369,6 +369,9 @@ def load(shell: Any) -> None:
     _instance.cells.register(shell)
     if protect_questions not in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.append(protect_questions)
+    from ._completion import register
+
+    register(shell, _instance)
     registry = shell.magics_manager.magics
     taken = []
     for short, full, kinds in (
@@ -399,6 +402,9 @@ def unload(shell: Any) -> None:
     _kept.update(_instance.kept_settings())
     if protect_questions in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(protect_questions)
+    from ._completion import unregister
+
+    unregister(shell)
     for kind in ("line", "cell"):
         table = shell.magics_manager.magics[kind]
         for name in [n for n, f in table.items() if getattr(f, "__self__", None) is _instance]:

@@ -1,15 +1,27 @@
-"""Small tables for `%chat_config`: escaped HTML in notebooks, aligned text in terminals."""
+"""Small tables for `%chat_config`: escaped HTML in notebooks, aligned text in terminals.
+
+Cells hold untrusted text (model replies in `--history`, server model names in `--models`).
+In HTML every cell is escaped, so nothing in it becomes markup. In a terminal, control and
+invisible characters are shown as escapes (`_safetext.visible`), and long values wrap within
+their column instead of being cut: a history is for reading.
+"""
 
 from __future__ import annotations
 
 import html
+import shutil
+import textwrap
 from typing import Any
+
+from ._safetext import visible
 
 __all__ = ["HistoryTable", "SessionsTable", "SettingsTable", "Table"]
 
+_MIN_WIDTH = 8
+
 
 class Table:
-    """A small table with escaped cells: HTML in notebooks, aligned text in terminals."""
+    """A small table with escaped cells: HTML in notebooks, aligned, wrapped text in terminals."""
 
     def __init__(self, header: list[str], rows: list[tuple[str, ...]]) -> None:
         self.header = header
@@ -31,13 +43,44 @@ class Table:
         return inert_html(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def __repr__(self) -> str:
-        table = [self.header, *[list(r) for r in self.rows]]
-        widths = [min(60, max(len(r[i]) for r in table)) for i in range(len(self.header))]
-        lines = [
-            "  ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in table
+        return self.text(shutil.get_terminal_size((100, 24)).columns)
+
+    def text(self, width: int) -> str:
+        """The table in lines of at most `width` characters (each column at least 8 wide)."""
+        table = [
+            [visible(cell).expandtabs(4).split("\n") for cell in row]
+            for row in [self.header, *self.rows]
         ]
-        return "\n".join(lines)
+        columns = range(len(self.header))
+        natural = [max(len(line) for row in table for line in row[i]) for i in columns]
+        widths = _fit(natural, width - 2 * (len(natural) - 1))
+        lines = []
+        for row in table:
+            wrapped = [_wrap(cell, w) for cell, w in zip(row, widths, strict=True)]
+            height = max(len(cell) for cell in wrapped)
+            for i in range(height):
+                parts = [cell[i] if i < len(cell) else "" for cell in wrapped]
+                lines.append("  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True)))
+        return "\n".join(line.rstrip() for line in lines)
+
+
+def _fit(natural: list[int], available: int) -> list[int]:
+    """Column widths: narrow columns keep their width, the wide ones share what is left."""
+    widths = [0] * len(natural)
+    left = max(available, _MIN_WIDTH * len(natural))
+    for count, i in enumerate(sorted(range(len(natural)), key=natural.__getitem__)):
+        share = left // (len(natural) - count)
+        widths[i] = max(1, min(natural[i], max(share, _MIN_WIDTH)))
+        left -= widths[i]
+    return widths
+
+
+def _wrap(lines: list[str], width: int) -> list[str]:
+    """A cell's lines wrapped at `width`, long words broken; an empty cell is one empty line."""
+    out: list[str] = []
+    for line in lines:
+        out += textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    return out or [""]
 
 
 class SettingsTable(Table):
