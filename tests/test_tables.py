@@ -40,7 +40,7 @@ def test_narrow_terminals_keep_a_readable_minimum():
 def test_control_and_invisible_characters_are_shown_not_obeyed(value, shown):
     text = repr(Table(["value"], [(value,)]))
     assert shown in text
-    assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in text)
+    assert not any((ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 def test_lines_inside_a_cell_stay_in_their_column():
