@@ -15,6 +15,7 @@ import collections
 import contextvars
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -447,6 +448,13 @@ def _cache_for(cache: bool | str | os.PathLike[str] | ReplyCache | None) -> Repl
         raise ConfigError(f"{exc} Give another path with cache=, or cache=False.") from None
 
 
+def _current_settings() -> Settings:
+    """With `%load_ext ipychat`: the settings `%chat_config` changed; else the file's."""
+    magics = sys.modules.get("ipychat._magics")
+    instance = getattr(magics, "_instance", None)
+    return instance.settings if instance is not None else Settings.load()
+
+
 def map(
     template: str,
     items: Any,
@@ -465,9 +473,11 @@ def map(
 
     `{item}` in the template is the item (for a DataFrame, the row, and `{column}` its
     column); other `{name}`s come from `namespace`. `options` are settings for these requests
-    (model, temperature, max_tokens, system, stream, ...). `schema` makes each reply a
-    validated value (`reply.data`). `cache` (default: the user's cache folder; a path; False)
-    keeps finished replies, so running the same map again sends only what is missing.
+    (model, temperature, max_tokens, system, stream, ...) over `settings` (default: those of
+    `%chat_config` when the extension is loaded, else the config file and environment).
+    `schema` makes each reply a validated value (`reply.data`). `cache` (default: the user's
+    cache folder; a path; False) keeps finished replies, so running the same map again sends
+    only what is missing.
     `progress` is "auto", "widget", "text" or False. Ctrl-C raises `BatchInterrupted`,
     whose `batch` holds what finished.
     """
@@ -479,7 +489,7 @@ def map(
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | float)
                                   or limit <= 0):
             raise ConfigError(f"{name} must be a positive number, not {limit!r}.")
-    settings = settings if settings is not None else Settings.load()
+    settings = settings if settings is not None else _current_settings()
     options.setdefault("stream", False)  # a batch shows progress, not text: whole replies
     resolved = settings.resolve(**options)  # refuses bad options before anything is sent
     spec = Schema.of(schema) if schema is not None else None

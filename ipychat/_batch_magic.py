@@ -67,7 +67,7 @@ def schema_named(shell: Any, name: str | None) -> Any:
         raise UsageError(f"--schema {name}: {exc}") from None
 
 
-def run_map(magics: Any, args: Any, template: str, *, one_line: bool, local_ns: Any) -> Any:
+def run_map(magics: Any, args: Any, template: str, *, one_line: bool, local_ns: Any) -> None:
     """Run the cell as a batch over `args.map`; store and show the result."""
     from ._batch import BatchInterrupted
     from ._batch import map as batch_map
@@ -119,7 +119,6 @@ def run_map(magics: Any, args: Any, template: str, *, one_line: bool, local_ns: 
     magics._store(batch, args.out)
     if not args.quiet:
         _show_table(batch)
-    return batch
 
 
 def _show_table(batch: Any) -> None:

@@ -880,11 +880,142 @@ PROVIDERS: list[Cell] = [
 ]
 
 
+BATCH: list[Cell] = [
+    md(
+        """
+        # One prompt over a table
+
+        `%%chat --map NAME` sends the cell once for each item of a list, dict, pandas Series or
+        DataFrame, many at a time, and collects the replies in input order. With `--schema`
+        each reply becomes validated data, so the answers land in DataFrame columns. This
+        notebook needs pandas and matplotlib.
+        """,
+        OFFLINE_NOTE,
+        """
+        The offline server answers a request for JSON with a value that fits the schema; for a
+        category it picks the one the ticket mentions, so the result looks like a model's.
+        """,
+    ),
+    setup("first_token_delay=0.05", "first_token_delay: each answer takes 50 ms, like a model."),
+    md(
+        """
+        ## The table and the schema
+
+        Eight support tickets, and the shape we want back for each: a category and whether
+        it is urgent. A dataclass, a TypedDict, a pydantic model, a JSON Schema dict or a dict
+        of `name: type` all work as the schema.
+        """
+    ),
+    code(
+        """
+        import tempfile
+        from dataclasses import dataclass
+        from pathlib import Path
+        from typing import Literal
+
+        import pandas as pd
+
+        tickets = pd.DataFrame(
+            {
+                "customer": ["ana", "ben", "chen", "dara", "eli", "fay", "gus", "hana"],
+                "text": [
+                    "The export button crashes the app: a bug since the update.",
+                    "I was charged twice this month, please fix my billing.",
+                    "I cannot log in to my account after the password reset.",
+                    "Another bug: the chart shows the wrong dates.",
+                    "Why does my billing statement show an old address?",
+                    "Please delete my account and all my data.",
+                    "The app freezes when I open settings; surely a bug.",
+                    "Can I pay the billing by bank transfer?",
+                ],
+            }
+        )
+
+
+        @dataclass
+        class Ticket:
+            category: Literal["billing", "bug", "account", "other"]
+            urgent: bool
+
+
+        cache_file = Path(tempfile.gettempdir()) / "ipychat-demo-batch.sqlite"
+        tickets
+        """
+    ),
+    md(
+        """
+        ## Classify every row
+
+        The cell is the template: `{text}` is the row's `text` column (`{item}` would be the
+        whole row). `--concurrency 4` sends four at a time; the progress bar is replaced by a
+        one-line summary when the batch is done, and the table of results is shown.
+        Finished replies are kept in a cache file (by default in your cache folder), so
+        running the cell again, after an interrupt or a restart, sends only what is missing.
+        """
+    ),
+    code(
+        """
+        %%chat --map tickets --schema Ticket --concurrency 4 --cache {cache_file} -o labels
+        Classify this support ticket as billing, bug, account or other, and say if it is urgent.
+        Ticket: {text}
+        """
+    ),
+    code(
+        """
+        table = labels.to_pandas()[["customer", "category", "urgent", "latency", "error"]]
+        table
+        """
+    ),
+    md(
+        """
+        ## Plot the result
+        """
+    ),
+    code(
+        """
+        import matplotlib.pyplot as plt
+
+        counts = table["category"].value_counts().reindex(["billing", "bug", "account", "other"])
+        fig, ax = plt.subplots(figsize=(5, 2.2))
+        ax.barh(counts.index, counts.fillna(0).values)
+        ax.invert_yaxis()
+        ax.set_xlabel("tickets")
+        ax.set_title("Support tickets by category")
+        plt.show()
+        """
+    ),
+    md(
+        """
+        ## Again, from the cache, and from Python
+
+        The same batch again is answered from the cache: no request is sent. `ipychat.map` is
+        the same thing from plain Python; `.failed` lists what failed and `.retry()` sends
+        only those again.
+        """
+    ),
+    code(
+        """
+        again = ipychat.map(
+            "Classify this support ticket as billing, bug, account or other, "
+            "and say if it is urgent.\\nTicket: {text}",
+            tickets,
+            schema=Ticket,
+            cache=cache_file,
+        )
+        print(again.summary())
+        print("failed:", again.failed)
+        print("first:", again[0].data)
+        """
+    ),
+]
+
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01-quickstart.ipynb": QUICKSTART,
     "02-capture-and-analyze.ipynb": CAPTURE,
     "03-teaching.ipynb": TEACHING,
     "04-providers.ipynb": PROVIDERS,
+    "05-batch.ipynb": BATCH,
 }
 
 

@@ -104,7 +104,12 @@ def execute_notebook(
 
 
 def is_chat_cell(cell: Any) -> bool:
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(("%%chat", "%%ipychat"))
+    """A cell that sends one message; a `--map` batch leaves a summary and a table instead."""
+    source = cell.source.lstrip()
+    first = source.split("\n", 1)[0]
+    return cell.cell_type == "code" and source.startswith(("%%chat", "%%ipychat")) and (
+        "--map" not in first
+    )
 
 
 def reply_output(cell: Any) -> dict[str, Any] | None:

@@ -66,6 +66,7 @@ EXPECTED_REPLIES = {
         "Echo: Describe the ocean in",
         "No. 91 is 7 times 13, so it is not a prime number.",
     ],
+    "05-batch.ipynb": [],  # its %%chat --map cell leaves a summary and a table, checked below
 }
 # What socketserver prints for an exception in a request handler thread, and the one known
 # case: a client resetting a kept-alive connection (see test_no_tracebacks).
@@ -201,6 +202,25 @@ def test_capture_notebook_pulls_code_json_and_rows_out_of_replies(
     assert "first token (ms)" in outputs_text(table) or any(
         "first token (ms)" in o.get("data", {}).get("text/html", "") for o in table.outputs
     )
+
+
+@pytest.mark.kernel
+def test_batch_notebook_classifies_the_table_plots_it_and_reruns_from_the_cache(
+    executed: dict[str, Any],
+) -> None:
+    nb = notebook(executed, "05-batch.ipynb")
+    batch = cell_after(nb, "%%chat --map tickets")
+    shown = [o for o in batch.outputs if o.output_type == "display_data"]
+    assert "8 of 8 done" in shown[0].data["text/plain"], "the static summary is kept"
+    assert run_demo.WIDGET_MIME not in shown[0].data, "the saved notebook needs no widget"
+    assert not [o for o in batch.outputs if o.output_type == "execute_result"]
+    table = outputs_text(cell_after(nb, "table = labels.to_pandas()"))
+    assert "billing" in table and "bug" in table and "account" in table
+    plot = cell_after(nb, "import matplotlib.pyplot as plt")
+    assert any("image/png" in o.get("data", {}) for o in plot.outputs), "a chart is drawn"
+    again = outputs_text(cell_after(nb, "again = ipychat.map("))
+    assert "8 from the cache" in again and "failed: {}" in again
+    assert "Ticket(category='bug'" in again
 
 
 @pytest.mark.kernel
