@@ -301,14 +301,21 @@ class Conversation:
         return cls.from_dict(data)
 
     def to_markdown(self) -> str:
-        """A readable transcript (not meant to be loaded back: use JSON for that)."""
-        parts = [f"# Conversation: {self.name}"]
+        """A readable transcript, safe to preview (not meant to be loaded back: use JSON).
+
+        Every message is untrusted text: raw HTML, images and math are made inert so that
+        opening the file in JupyterLab's Markdown preview fetches and runs nothing (see
+        `_export`); the header says so.
+        """
+        from ._export import HEADER, preview_safe
+
+        parts = [f"# Conversation: {preview_safe(self.name)}", HEADER]
         if self._system:
-            parts.append(f"**System:** {self._system}")
+            parts.append(f"**System:**\n\n{preview_safe(self._system)}")
         for message in self.messages:
             who = "User" if message.role == "user" else "Assistant"
             mark = " *(incomplete)*" if message.incomplete else ""
-            parts.append(f"## {who}{mark}\n\n{message.content}")
+            parts.append(f"## {who}{mark}\n\n{preview_safe(message.content)}")
         return "\n\n".join(parts) + "\n"
 
     def to_records(self) -> list[dict[str, Any]]:

@@ -335,12 +335,15 @@ def test_load_a_bare_openai_message_list() -> None:
 
 
 def test_markdown_export() -> None:
+    from ipychat._export import HEADER
+
     conv = conversation("What is 2+2?", "**4**", "And 3+3?", "6", system="Be brief.")
     conv.messages[3] = Message("assistant", "6", incomplete=True)
     conv.name = "maths"
     assert conv.to_markdown() == (
         "# Conversation: maths\n\n"
-        "**System:** Be brief.\n\n"
+        f"{HEADER}\n\n"
+        "**System:**\n\nBe brief.\n\n"
         "## User\n\nWhat is 2+2?\n\n"
         "## Assistant\n\n**4**\n\n"
         "## User\n\nAnd 3+3?\n\n"

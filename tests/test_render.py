@@ -347,7 +347,8 @@ def test_highlighting_uses_theme_variables_with_fallbacks() -> None:
 
 @pytest.mark.parametrize("hidden", ["\u202e", "\u200b", "\u2066", "\u200f", "\ufeff", "\x1b"])
 def test_link_text_shows_bidi_and_zero_width_characters(hidden: str) -> None:
-    html = markdown_to_html(f"[paypal.com{hidden}evil](https://example.com) and ![a{hidden}b](https://x.example/i.png)")
+    text = f"[paypal.com{hidden}evil](https://example.com) and ![a{hidden}b](https://x.example/i.png)"
+    html = markdown_to_html(text)
     assert hidden not in html
     escape = f"\\u{ord(hidden):04x}" if ord(hidden) > 0xFF else f"\\x{ord(hidden):02x}"
     assert html.count(escape) == 2
