@@ -3,7 +3,8 @@
 `serve --students FILE` reads one token per line (blank lines and `#` comments skipped),
 optionally followed by that student's own limits: `s3cret-ana max_requests=20 max_tokens=5000`.
 A request is refused with one clear line before any byte of a reply is sent: 401 for a missing
-or unknown token, 429 once the budget would be exceeded. The log names a student by line
+or unknown token, 403 once the budget would be exceeded (not 429: clients retry a 429,
+and a spent budget does not come back). The log names a student by line
 number, never by token.
 """
 
@@ -106,13 +107,13 @@ class Students:
                     message = "This token is not on the class list; check it with your teacher."
                 raise Refused(401, "unknown_student", message)
             if student.max_requests is not None and student.requests >= student.max_requests:
-                raise Refused(429, "budget_spent", _spent(student, "requests"), student.number)
+                raise Refused(403, "budget_spent", _spent(student, "requests"), student.number)
             limit = student.max_tokens
             if limit is not None and student.tokens >= limit:
-                raise Refused(429, "budget_spent", _spent(student, "tokens"), student.number)
+                raise Refused(403, "budget_spent", _spent(student, "tokens"), student.number)
             if limit is not None and tokens is not None and student.tokens + tokens > limit:
                 raise Refused(
-                    429, "budget_spent", _spent(student, "tokens", tokens), student.number
+                    403, "budget_spent", _spent(student, "tokens", tokens), student.number
                 )
             student.requests += 1
             return student

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Upstream"]
 
+# Headers of an upstream answer a client needs too: when to retry.
+_PASSED_HEADERS = frozenset({"retry-after", "retry-after-ms"})
+
 
 class Outcome:
     """What one relayed exchange came to, for the request log and the lesson."""
@@ -73,6 +76,7 @@ class Upstream:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.where = f"{parts.scheme}://{parts.netloc}"  # for messages: no path, no query
         self._key = api_key
+        self._key_bytes = api_key.encode() if len(api_key) >= 4 else b""
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -118,9 +122,11 @@ class Upstream:
                 if response.status_code != 200 or not stream:
                     raw = response.read()
                     kind = response.headers.get("content-type", "application/json")
+                    raw = self.mask(raw)  # an upstream may echo the request's headers
                     if response.status_code == 200:
                         _take_completion(outcome, raw)
-                    handler.send(response.status_code, raw, kind)
+                    kept = {k: v for k, v in response.headers.items() if k in _PASSED_HEADERS}
+                    handler.send(response.status_code, raw, kind, kept)
                     return outcome
                 self._relay_stream(handler, response, outcome, added_usage)
         except httpx.HTTPError as error:
@@ -129,6 +135,12 @@ class Upstream:
             message = f"The upstream {self.where} did not answer: {type(error).__name__}."
             raise Refused(502, "upstream_unreachable", message) from None
         return outcome
+
+    def mask(self, data: bytes) -> bytes:
+        """`data` without the teacher's key: students must never see it, whole or in part."""
+        if self._key_bytes and self._key_bytes in data:
+            return data.replace(self._key_bytes, b"****")
+        return data
 
     def _relay_stream(
         self, handler: Handler, response: httpx.Response, outcome: Outcome, added_usage: bool
@@ -141,10 +153,11 @@ class Upstream:
         decoder = SSEDecoder()
         for data in response.iter_bytes():
             for event in decoder.decode(data):
-                if _take_event(outcome, event.data) and added_usage:
+                text = self.mask(event.data.encode())  # masked for the lesson file too
+                if _take_event(outcome, text.decode()) and added_usage:
                     continue  # the usage chunk this relay asked for, not the client
                 name = b"" if event.event == "message" else b"event: %s\n" % event.event.encode()
-                out.send(name + b"data: " + event.data.encode() + b"\n\n")
+                out.send(name + b"data: " + text + b"\n\n")
             out.flush()
         out.end()
 

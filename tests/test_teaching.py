@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from ipychat import APIStatusError, ChatClient, Settings
 from ipychat._lesson import bundled_lessons, find_turn, load_script, normalize
-from ipychat._server import LocalServer
+from ipychat._server import Fault, LocalServer
 from ipychat._server_budget import Students
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,20 +255,20 @@ def test_students_budgets_refuse_before_anything_is_sent(tmp_path: Path) -> None
         assert post("").status_code == 401
         assert "class token" in post("").json()["error"]["message"]
         assert post("nobody").json()["error"]["code"] == "unknown_student"
-        assert [post("ana-7f3k").status_code for _ in range(4)] == [200, 200, 200, 429]
+        assert [post("ana-7f3k").status_code for _ in range(4)] == [200, 200, 200, 403]
         assert "3 of 3 requests used" in post("ana-7f3k").json()["error"]["message"]
-        assert [post("ben-91qz").status_code for _ in range(2)] == [200, 429]
+        assert [post("ben-91qz").status_code for _ in range(2)] == [200, 403]
         # cleo may spend 12 tokens: "Echo: one two" costs 2 + 3; a reply that would pass the
         # budget is refused whole, before a byte of it, and a small one still fits.
         assert post("cleo-x2", "one two").status_code == 200
         big = post("cleo-x2", "one two three four five", stream=True)
-        assert big.status_code == 429 and big.headers["content-type"] == "application/json"
+        assert big.status_code == 403 and big.headers["content-type"] == "application/json"
         assert "needs 11 tokens and 7 are left" in big.json()["error"]["message"]
         assert post("cleo-x2", "one").status_code == 200
         last = post("cleo-x2", "a b c").json()["error"]
         assert last["code"] == "budget_spent" and "needs 7 tokens and 4 are left" in last["message"]
     assert not any(token in "\n".join(log) for token in ("ana-7f3k", "ben-91qz", "cleo-x2"))
-    assert "student#5" in log[-1] and " 429 budget_spent " in log[-1]
+    assert "student#5" in log[-1] and " 403 budget_spent " in log[-1]
     assert "student#2" in log[3] and " 200 ok " in log[3]
 
 
@@ -337,11 +338,14 @@ def test_cli_records_through_the_pass_through_with_the_key_from_the_environment(
         base = base_url_of(process)
         status, times = timed_stream(base, ask("Explain slicing"))
         assert status == 200 and len(times) > 5
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]  # the log line follows the stream
     finally:
         out, err = stop(process)
+    out = "".join(lines) + out
     assert live.requests[-1].headers["authorization"] == f"Bearer {KEY}"
     assert f"relaying to {live.url}" in out and f"recording each exchange to {lesson}" in out
-    assert " recorded " in out and KEY[:8] not in out + err + lesson.read_text(encoding="utf-8")
+    assert " recorded " in lines[2] and KEY[:8] not in out + err + lesson.read_text("utf-8")
     assert load_script(lesson)[0].reply == LIVE_SCRIPT[0]["reply"]
 
 
@@ -395,3 +399,48 @@ def test_host_all_interfaces_prints_addresses_students_can_use(monkeypatch: Any)
     monkeypatch.setattr(cli, "_lan_addresses", lambda: [])
     assert "hostname -I" in cli._about(server, args)[0]
     assert cli._about(server, SimpleNamespace(host="127.0.0.1")) == []
+
+
+def test_pass_through_relays_errors_masks_the_key_and_records_only_replies(
+    live: LocalServer, tmp_path: Path
+) -> None:
+    lesson = tmp_path / "lesson.toml"
+    echoed = {"error": {"message": f"bad key Bearer {KEY}", "type": "auth", "code": "x"}}
+    live.push_fault(Fault("status", status=429, body=echoed, headers={"Retry-After": "3"}))
+    with LocalServer(upstream=live.base_url, api_key=KEY, record=lesson) as relay:
+        url = relay.base_url + "/chat/completions"
+        limited = httpx.post(url, json=ask("slicing", stream=True), timeout=10)
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "3"
+        assert KEY[:8] not in limited.text and "Bearer ****" in limited.text
+        whole = httpx.post(url, json=ask("What are f-strings?"), timeout=10).json()
+        assert whole["choices"][0]["message"]["content"] == LIVE_SCRIPT[1]["reply"]
+    turns = load_script(lesson)  # the 429 was not recorded; the plain reply was, untimed
+    assert len(turns) == 1 and turns[0].timing is None and turns[0].usage is not None
+    assert turns[0].reply == LIVE_SCRIPT[1]["reply"]
+
+
+def test_pass_through_to_an_unreachable_upstream_is_one_clear_error() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with LocalServer(upstream=f"http://127.0.0.1:{port}/v1", api_key=KEY) as relay:
+        answer = httpx.post(relay.base_url + "/chat/completions", json=ask("hi"), timeout=10)
+    assert answer.status_code == 502
+    message = answer.json()["error"]["message"]
+    assert message == f"The upstream http://127.0.0.1:{port} did not answer: ConnectError."
+
+
+def test_pass_through_with_students_caps_what_the_upstream_may_spend(
+    live: LocalServer, tmp_path: Path
+) -> None:
+    students = Students.load(students_file(tmp_path))
+    with LocalServer(upstream=live.base_url, students=students) as relay:
+        url = relay.base_url + "/chat/completions"
+        headers = {"Authorization": "Bearer cleo-x2"}
+        first = httpx.post(url, json=ask("slicing"), headers=headers, timeout=10)
+        assert first.status_code == 200
+        assert live.requests[-1].body["max_tokens"] == 12  # all of cleo's 12 tokens are left
+        assert first.json()["choices"][0]["finish_reason"] == "length"
+        spent = httpx.post(url, json=ask("slicing"), headers=headers, timeout=10)
+        assert spent.status_code == 403 and len(live.requests) == 1
+        assert "authorization" not in live.requests[-1].headers  # no key: none forwarded
