@@ -183,7 +183,7 @@ def test_one_repair_request_then_the_reply_says_why():
                                cache=False, progress=False)
         assert repaired.done == 1 and repaired[0].data == {"n": 4, "label": "yes"}
         assert formats(srv) == ["json_schema", "json_object", None, None]
-        assert repaired._items[0].attempts == 4, "every request sent counts, refusals too"
+        assert repaired.attempts == [4], "every request sent counts, refusals too"
         repair = srv.requests[-1].body["messages"]
         assert [m["role"] for m in repair][-3:] == ["user", "assistant", "user"]
         assert "maximum" in repair[-1]["content"], "the repair request says what was wrong"
