@@ -9,6 +9,7 @@ the reply, and `%chat_config` shows and changes settings and sessions. `%%ipycha
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from keyword import iskeyword
 from typing import Any
 
@@ -105,7 +106,15 @@ class ChatMagics(Magics):
         self.sessions = sessions
         self.cells = CellTracker(sessions, shell)  # which cell runs: re-runs replace turns
         self._client: Any = None
+        self._config_problems: list[str] = []  # bad `c.ChatMagics.x` values, skipped at load
+        self._loading = True
         super().__init__(shell=shell, **kwargs)
+        self._loading = False
+
+    @property
+    def problems(self) -> list[str]:
+        """What was skipped at load: bad config file lines, env variables, IPython config."""
+        return [*map(str, getattr(self.settings, "problems", ())), *self._config_problems]
 
     def reset_settings(self) -> None:
         """`%chat_config --reset`: drop what was set in the kernel, keep IPython's config.
@@ -115,9 +124,10 @@ class ChatMagics(Magics):
         """
         self.settings.reset()
         configured = self.config.get("ChatMagics", {})
-        values = {name: configured[name] for name in TRAIT_SETTINGS if name in configured}
-        if values:
-            self.settings.set(**{k: v for k, v in values.items() if v is not None})
+        for name in TRAIT_SETTINGS:
+            if configured.get(name) is not None:
+                with suppress(ConfigError):  # reported at load, skipped then and now
+                    self.settings.set(**{name: configured[name]})
         self.sync_traits()
 
     def kept_settings(self) -> dict[str, Any]:
@@ -136,6 +146,9 @@ class ChatMagics(Magics):
         try:
             validate_setting(proposal["trait"].name, proposal["value"])
         except ConfigError as exc:
+            if getattr(self, "_loading", False):  # from ipython_config.py: skip it, say so
+                self._config_problems.append(f"c.ChatMagics.{proposal['trait'].name}: {exc}")
+                return None
             raise TraitError(str(exc)) from None
         return proposal["value"]
 
@@ -359,7 +372,7 @@ def load(shell: Any) -> None:
     if _instance is not None:
         unload(shell)
     _instance = ChatMagics(shell=shell)
-    for problem in getattr(_instance.settings, "problems", ()):
+    for problem in _instance.problems:
         print(f"ipychat: {one_line_error(problem)}", file=sys.stderr)
     if _kept:
         _instance.settings.set(**_kept)
