@@ -28,7 +28,6 @@ _decode_json = json.JSONDecoder().decode
 # The C scanner itself: json.loads minus its argument checks and its two whitespace regexes.
 # A chunk with surrounding whitespace or trailing data takes the careful path instead.
 _scan_json = json.JSONDecoder().scan_once
-_NO_DELTA: dict[str, Any] = {}
 _JSON_ERRORS = (ValueError, StopIteration, RecursionError)
 
 
@@ -133,9 +132,11 @@ class ReplyBuilder:
         if choices:
             try:
                 for choice in choices:
-                    if choice.get("index", 0) != 0:
-                        continue
-                    delta = choice.get("delta") or _NO_DELTA
+                    if choice.get("index", 0) != 0 and choice.get("index") not in ("0", None):
+                        continue  # another choice (n > 1)
+                    delta = choice.get("delta")
+                    if not delta:  # the finish chunk, or a shape without one: `_odd_chunk`
+                        raise TypeError
                     content = delta.get("content") or ""
                     if "reasoning_content" in delta or "reasoning" in delta:
                         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""

@@ -92,7 +92,8 @@ def choice_text(choice: dict[str, Any], key: str, warn: Warn) -> tuple[str, str]
     if isinstance(message, str):
         return message, ""
     if not isinstance(message, dict):
-        return text_of(message, key, warn), ""
+        warn(f"Skipped a {key} that is not an object ({_kind(message)}).")
+        return "", ""
     content = text_of(message.get("content"), "content", warn)
     reasoning = message.get("reasoning_content")
     if reasoning is None:

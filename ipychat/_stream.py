@@ -1,0 +1,168 @@
+"""A reply as it streams: bytes -> events -> deltas, watched for text, and the iterators.
+
+Keep-alive comments, role-only and empty chunks prove the server is alive (`on_alive` is
+called for them) but not that a reply is coming, so `Feed` ends a stream after `idle_timeout`
+seconds without text, however many keep-alives arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+
+from ._chunks import Delta, ReplyBuilder
+from ._errors import StreamError
+from ._reply import Reply
+from ._request import Prepared
+from ._sse import SSEDecoder
+
+__all__ = ["AsyncReplyStream", "Feed", "ReplyStream", "incomplete_error", "whole"]
+
+_monotonic = time.monotonic
+
+
+def incomplete_error(
+    builder: ReplyBuilder,
+    prepared: Prepared,
+    why: str,
+    *,
+    setting: str | None = None,
+    suggested: str | None = None,
+    then: str = "",
+) -> StreamError:
+    got = "after part of the reply" if builder.has_content else "before any reply"
+    message = f"The stream from {prepared.url} {why} {got}{then}"
+    if not builder.has_content and builder.warnings:
+        message += f" ({builder.warnings[0].rstrip('.')})"
+    message += "."
+    return StreamError(
+        message,
+        url=prepared.url,
+        reply=builder.build(complete=False, error=message),
+        setting=setting,
+        suggested=suggested,
+    )
+
+
+
+class Feed:
+    """bytes -> SSE events -> deltas, watching for text: the streaming loop's one helper."""
+
+    def __init__(
+        self, builder: ReplyBuilder, prepared: Prepared, on_alive: Callable[[], None] | None
+    ) -> None:
+        decoder = SSEDecoder()
+        self.decode = decoder.feed
+        self.decode_end = decoder.feed_end
+        self.add_events = builder.add_events
+        self.builder = builder
+        self.prepared = prepared
+        self.url = prepared.url
+        self.on_alive = on_alive
+        self.idle_timeout = prepared.settings.idle_timeout
+        self.last_text = _monotonic()
+        self.received = False  # any byte of the body
+
+    def feed(self, data: bytes) -> list[Delta]:
+        self.received = True
+        deltas = self.add_events(self.decode(data), self.url)
+        if deltas:
+            self.last_text = _monotonic()
+        else:
+            self.alive()
+        return deltas
+
+    def end(self) -> list[Delta]:
+        return self.add_events(self.decode_end(), self.url)
+
+    def alive(self) -> None:
+        """Bytes without text: the server is alive; end the stream once that is all for long."""
+        if _monotonic() - self.last_text > self.idle_timeout:
+            seconds = self.idle_timeout
+            raise incomplete_error(
+                self.builder,
+                self.prepared,
+                f"sent only keep-alives and no text for {seconds:g} s",
+                setting="idle_timeout",
+                suggested=f"{seconds * 2:g}",
+                then=f": stopped waiting (idle_timeout={seconds:g})",
+            )
+        if self.on_alive is not None:
+            self.on_alive()
+
+    def broken(self, exc: httpx.TransportError) -> StreamError:
+        if isinstance(exc, httpx.TimeoutException):
+            seconds, setting = self.prepared.read_timeout
+            return incomplete_error(
+                self.builder,
+                self.prepared,
+                f"stalled (no data for {seconds:g} s)"
+                if setting == "timeout"
+                else f"stalled (no data for {seconds:g} s, {setting})",
+                setting=setting,
+                suggested=f"{max(seconds * 2, 120):g}",
+            )
+        # The server had answered, so it may be generating: resending could pay for it twice.
+        then = "" if self.builder.has_content else "; not resent, as the server may have started"
+        return incomplete_error(self.builder, self.prepared, "was cut off", then=then)
+
+
+
+def whole(reply: Reply) -> list[Delta]:
+    """A non-streamed reply as the single delta a stream consumer expects."""
+    return [Delta(reply.text, reply.reasoning)] if reply.text or reply.reasoning else []
+
+
+
+class ReplyStream:
+    """Iterate it for `Delta`s as they arrive; `reply` is the final (or partial) reply."""
+
+    def __init__(self, builder: ReplyBuilder) -> None:
+        self._builder = builder
+        self._reply: Reply | None = None
+        self._deltas: Any = iter(())
+
+    def __iter__(self) -> Iterator[Delta]:
+        return self._deltas
+
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop early: the generator's `finally` closes the HTTP response."""
+        self._deltas.close()
+
+    @property
+    def reply(self) -> Reply:
+        """The finished reply, or what arrived so far marked incomplete."""
+        if self._reply is not None:
+            return self._reply
+        return self._builder.build(complete=False, error="The stream was not finished.")
+
+
+
+class AsyncReplyStream(ReplyStream):
+    """The async twin of `ReplyStream`: `async for delta in stream`, then `stream.reply`."""
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._deltas
+
+    async def __aenter__(self) -> AsyncReplyStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop early: the generator's `finally` closes the HTTP response."""
+        await self._deltas.aclose()
+
+    def close(self) -> None:
+        raise TypeError("An async stream is closed with `await stream.aclose()`.")
+
