@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds before the first token",
     )
     serve.add_argument("--model", default="ipychat-local", help="model name to list")
+    serve.add_argument(
+        "--response-formats",
+        default="text,json_object,json_schema",
+        metavar="LIST",
+        help="response_format types accepted (others get 400), e.g. text,json_object",
+    )
+    serve.add_argument(
+        "--max-concurrent", type=int, metavar="N", help="answer 429 beyond N requests at a time"
+    )
+    serve.add_argument(
+        "--retry-after", type=float, default=1.0, metavar="S", help="the 429's Retry-After"
+    )
     serve.set_defaults(run=_serve)
     lesson = commands.add_parser(
         "lesson",
@@ -131,6 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
             students=students,
             log=log,
             keep_requests=False,
+            response_formats=tuple(filter(None, args.response_formats.split(","))),
+            max_concurrent=args.max_concurrent,
+            retry_after=args.retry_after,
         ).start()
     except (OSError, ValueError) as error:
         print(f"ipychat: cannot start the server: {error}", file=sys.stderr)

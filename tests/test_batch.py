@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import collections
 import sqlite3
 import threading
 from pathlib import Path
@@ -232,3 +233,40 @@ def test_cache_file_lives_in_the_user_cache_folder(tmp_path):
     path = default_cache_path({"HOME": str(tmp_path), "XDG_CACHE_HOME": ""})
     assert path.parts[-3:] == (".cache", "ipychat", "batch.sqlite") or "Caches" in str(path)
     assert isinstance(path, Path)
+
+
+def test_the_streamed_path_works_too(server):
+    server.clear()
+    batch = run_map(server, "{item}", ["/repeat 5 s", "/repeat 3 t"], stream=True)
+    assert [r.text for r in batch] == ["s s s s s", "t t t"]
+    assert all(r.body.get("stream") is True for r in server.requests)
+
+
+def test_tpm_waits_for_the_minute_to_free_enough_tokens():
+    now = [0.0]
+    limiter = Limiter(4, tpm=100, clock=lambda: now[0])
+    assert limiter._wait_needed(0.0) <= 0, "nothing is known before the first reply"
+    limiter.in_flight = 1
+    limiter.release(ok=True, tokens=60)
+    now[0] = 10.0
+    assert limiter._wait_needed(10.0) == pytest.approx(50.0), "60 used + 60 expected > 100"
+    now[0] = 61.0
+    assert limiter._wait_needed(61.0) <= 0
+
+
+def test_a_terminal_gets_one_line_rewritten_in_place(server):
+    import io
+
+    from ipychat._progress import _TextProgress
+
+    server.clear()
+    batch = run_map(server, "{item}", ["a", "b"])
+    out = io.StringIO()
+    view = _TextProgress(batch, Limiter(2), collections.Counter(done=2), stream=out)
+    view.update()
+    view.update()  # within the same quarter second: not drawn again
+    view.finish()
+    text = out.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+    assert "2/2 done" in text and "2 of 2 done" in text
+    assert view.draws == 1

@@ -111,3 +111,13 @@ def test_mistakes_are_one_line(kernel, server, cell, expected):
     line = usage_error(kernel.run(cell))
     assert expected in line
     assert server.requests == []
+
+
+def test_progress_updates_are_coalesced(kernel, server):
+    server.first_token_delay = 0.02
+    kernel.run("many = list(range(120))")
+    result = run_ok(kernel, "%%chat --map many --concurrency 4 --no-cache\n{item}")
+    updates = [m for m in result.of_type("comm_msg") if "state" in m["content"]["data"]]
+    drawn = sum("value" in m["content"]["data"]["state"] for m in updates)
+    assert 0 < drawn <= 2 * (result.wall / 0.25 + 2), "at most 4 draws a second, 2 widgets each"
+    assert kernel.value("_chat.done") == 120

@@ -212,3 +212,32 @@ def test_the_cache_gives_back_the_users_type(tmp_path):
         batch = ipychat.map("{item}", ["bug"], schema=Ticket, **options)
         assert len(srv.requests) == 1
     assert batch.from_cache == 1 and isinstance(batch[0].data, Ticket)
+
+
+def test_the_command_line_server_can_refuse_json_schema():
+    import subprocess
+    import sys
+
+    import httpx
+
+    command = [sys.executable, "-m", "ipychat", "serve", "--port", "0", "--quiet"]
+    command += ["--response-formats", "text,json_object"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            base_url = process.stdout.readline().split(" on ")[1].split()[0]
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            schema = {"name": "r", "schema": {"type": "object"}}
+            refused = httpx.post(
+                base_url + "/chat/completions",
+                json={**body, "response_format": {"type": "json_schema", "json_schema": schema}},
+            )
+            taken = httpx.post(
+                base_url + "/chat/completions",
+                json={**body, "response_format": {"type": "json_object"}},
+            )
+        finally:
+            process.terminate()
+    assert refused.status_code == 400 and "json_schema" in refused.json()["message"]
+    assert taken.status_code == 200
+    assert json.loads(taken.json()["choices"][0]["message"]["content"]) == {"reply": "Echo: hi"}
