@@ -4,7 +4,6 @@ from notebooks, class budgets and the request log."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -20,7 +19,8 @@ from ipychat._lesson import bundled_lessons, find_turn, load_script, normalize
 from ipychat._server import Fault, LocalServer
 from ipychat._server_budget import Students
 
-ROOT = Path(__file__).resolve().parents[1]
+from .cli import ROOT, run_cli, run_env
+
 KEY = "sk-teacher-0123456789abcdef"
 LIVE_SCRIPT = [
     {
@@ -208,10 +208,7 @@ def test_lesson_from_a_saved_notebook(tmp_path: Path) -> None:
         {"cell_type": "markdown", "source": "%%chat\nnot code", "metadata": {}},
     ]
     saved.write_text(json.dumps(notebook(cells)), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "ipychat", "lesson", str(saved)],
-        capture_output=True, text=True, cwd=ROOT, env=run_env(), timeout=60,
-    )
+    result = run_cli("lesson", str(saved))
     assert result.returncode == 0, result.stderr
     lesson = tmp_path / "lesson.toml"
     lesson.write_text(result.stdout, encoding="utf-8")
@@ -225,10 +222,7 @@ def test_lesson_from_a_saved_notebook(tmp_path: Path) -> None:
 
     empty = tmp_path / "empty.ipynb"
     empty.write_text(json.dumps(notebook([code("print(1)")])), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "ipychat", "lesson", str(empty)],
-        capture_output=True, text=True, cwd=ROOT, env=run_env(), timeout=60,
-    )
+    result = run_cli("lesson", str(empty))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.strip().endswith("it has no %%chat cell with a saved reply.")
 
@@ -296,13 +290,6 @@ def test_request_log_has_time_client_model_tokens_and_outcome() -> None:
     assert " 400 invalid request " in second
 
 
-def run_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("IPYCHAT_API_KEY", None)
-    return env
-
-
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "ipychat", "serve", "--port", "0", *args],
@@ -332,7 +319,7 @@ def test_cli_records_through_the_pass_through_with_the_key_from_the_environment(
     live: LocalServer, tmp_path: Path
 ) -> None:
     lesson = tmp_path / "rec.toml"
-    env = {**run_env(), "IPYCHAT_API_KEY": KEY}
+    env = run_env(IPYCHAT_API_KEY=KEY)
     process = start_cli("--upstream", live.base_url, "--record", str(lesson), env=env)
     try:
         base = base_url_of(process)
@@ -350,10 +337,7 @@ def test_cli_records_through_the_pass_through_with_the_key_from_the_environment(
 
 
 def test_cli_bundled_lessons_by_name_strict_and_quiet() -> None:
-    listed = subprocess.run(
-        [sys.executable, "-m", "ipychat", "serve", "--list-lessons"],
-        capture_output=True, text=True, cwd=ROOT, env=run_env(), timeout=30,
-    )
+    listed = run_cli("serve", "--list-lessons")
     assert listed.returncode == 0
     assert listed.stdout.split("\t")[0] == "intro" and set(bundled_lessons()) >= {"intro"}
     process = start_cli("--script", "intro", "--strict", "--quiet", "--pace", "fast")
@@ -378,11 +362,7 @@ def test_cli_bundled_lessons_by_name_strict_and_quiet() -> None:
     ],
 )
 def test_cli_refuses_bad_options_in_one_line(args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ipychat", "serve", "--port", "0", *args],
-        capture_output=True, text=True, cwd=ROOT, env=run_env(), timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cli("serve", "--port", "0", *args)
     assert result.returncode in (1, 2)
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,26 +13,12 @@ import pytest
 
 from ipychat._server import serve
 
-from .conftest import ROOT, ask, chat
-
-# Command line
-
-
-def run_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+from ..cli import ROOT, run_cli, run_env
+from .conftest import ask, chat
 
 
 def test_cli_help_does_not_load_ipython_or_httpx() -> None:
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "ipychat", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=run_env(),
-        timeout=30,
-    )
+    result = run_cli("--help", python=("-X", "importtime"))
     assert result.returncode == 0
     assert "serve" in result.stdout
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
@@ -73,14 +58,7 @@ def test_cli_serve_answers_and_stops_on_signal(signum: int) -> None:
 def test_cli_serve_reports_a_bad_script(tmp_path: Path) -> None:
     script = tmp_path / "broken.toml"
     script.write_text('[[turn]]\nprompt = "("\nreply = "x"\n', encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "ipychat", "serve", "--port", "0", "--script", str(script)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=run_env(),
-        timeout=30,
-    )
+    result = run_cli("serve", "--port", "0", "--script", str(script))
     assert result.returncode == 1
     assert "broken.toml: turn 1" in result.stderr
 
