@@ -99,11 +99,10 @@ class Feed:
             return incomplete_error(
                 self.builder,
                 self.prepared,
-                f"stalled (no data for {seconds:g} s)"
-                if setting == "timeout"
-                else f"stalled (no data for {seconds:g} s, {setting})",
+                f"stalled (no data for {seconds:g} s)",
                 setting=setting,
                 suggested=f"{max(seconds * 2, 120):g}",
+                then=f"; if the server pauses longer, raise {setting}",
             )
         # The server had answered, so it may be generating: resending could pay for it twice.
         then = "" if self.builder.has_content else "; not resent, as the server may have started"

@@ -687,7 +687,8 @@ def test_no_retry_once_stream_content_arrived() -> None:
 def test_stalled_stream_reports_the_timeout() -> None:
     stalled = stream_response(sse(chunk("a"), done=False), httpx.ReadTimeout("slow"))
     client, _, _ = make_client(Server(stalled), timeout=7)
-    with pytest.raises(StreamError, match=r"stalled \(no data for 7 s\)"):
+    expected = r"stalled \(no data for 7 s\) after part of the reply; if the server pauses longer"
+    with pytest.raises(StreamError, match=expected + r", raise timeout\.$"):
         client.send(MESSAGES)
 
 
