@@ -38,7 +38,8 @@ def complete(shell, text: str) -> list[str]:
     ("text", "expected"),
     [
         ("%chat --sys", ["--system"]),
-        ("%%chat --no-", ["--no-history", "--no-interpolate", "--no-stream"]),
+        ("%%chat --no-hi", ["--no-history"]),
+        ("%%chat --no-i", ["--no-interpolate"]),
         ("%chat --dry", ["--dry-run"]),
         ("%ipychat -m x --str", ["--stream"]),
         ("%chat -s no", ["notes", "nothing"]),
