@@ -8,6 +8,7 @@ when pandas is there. `--schema` asks a single cell's reply for a validated valu
 
 from __future__ import annotations
 
+from keyword import iskeyword
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -75,7 +76,7 @@ def run_map(magics: Any, args: Any, template: str, *, one_line: bool, local_ns: 
 
     if one_line:
         raise UsageError("--map needs a cell: write the template below %%chat --map NAME.")
-    if args.out is not None and not args.out.isidentifier():
+    if args.out is not None and (not args.out.isidentifier() or iskeyword(args.out)):
         raise UsageError(f"-o needs a variable name, got {args.out!r}.")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
     if args.stream:
@@ -88,7 +89,9 @@ def run_map(magics: Any, args: Any, template: str, *, one_line: bool, local_ns: 
     if args.cache is not None and args.no_cache:
         raise UsageError("Give --cache PATH or --no-cache, not both.")
     cache: Any = False if args.no_cache else (args.cache or True)
-    system = args.system or magics.sessions.get(args.session).system
+    registry = magics.sessions
+    name = args.session or registry.current  # read only: a batch creates no session
+    system = args.system or (registry.get(name).system if name in registry else None)
     if system:
         overrides = {**overrides, "system": system}
     try:

@@ -104,6 +104,7 @@ def test_schema_for_a_single_cell_and_for_a_map(kernel, server):
         ("%%chat --schema ok\nhello", "--schema ok: A schema must be"),
         ("%%chat --map ok\n   \n", "template is empty"),
         ("%chat --map ok hello", "--map needs a cell"),
+        ("%%chat --map ok -o class\n{item}", "-o needs a variable name"),
     ],
 )
 def test_mistakes_are_one_line(kernel, server, cell, expected):
@@ -121,3 +122,12 @@ def test_progress_updates_are_coalesced(kernel, server):
     drawn = sum("value" in m["content"]["data"]["state"] for m in updates)
     assert 0 < drawn <= 2 * (result.wall / 0.25 + 2), "at most 4 draws a second, 2 widgets each"
     assert kernel.value("_chat.done") == 120
+
+
+def test_a_map_uses_the_sessions_system_prompt_and_creates_no_session(kernel, server):
+    run_ok(kernel, "ipychat.sessions.get('tutor').system = 'Be brief.'\nfew = ['x']")
+    run_ok(kernel, "%%chat --map few -s tutor --no-cache -q\n{item}")
+    assert server.requests[-1].body["messages"][0] == {"role": "system", "content": "Be brief."}
+    run_ok(kernel, "%%chat --map few -s nobody --no-cache -q\n{item}")
+    assert [m["role"] for m in server.requests[-1].body["messages"]] == ["user"]
+    assert kernel.value("'nobody' in ipychat.sessions") is False
