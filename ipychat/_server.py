@@ -203,6 +203,8 @@ class LocalServer:
     def start(self) -> LocalServer:
         """Serve in a daemon thread (no-op if running); port 0 picks a free port."""
         if self._httpd is None:
+            if self.upstream is not None:
+                self.upstream.client()  # its setup (TLS context) is not the first student's wait
             httpd = HTTPServer((self.host, self.port), self)
             self.port = httpd.server_address[1]
             self._thread = threading.Thread(

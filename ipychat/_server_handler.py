@@ -239,10 +239,18 @@ class Handler(BaseHTTPRequestHandler):
         events += [completion.content(text) for text in reply.content]
         inject = fault.after_chunks if kind is not None and kind.in_stream is not None else -1
         delay, each = owner.delays(reply)
+        # Each token is due at a time on a schedule, not a pause after the last one, so the
+        # time a write and a wake-up take does not add up: a replay keeps the recorded pace.
+        due = time.perf_counter()
         for number, event in enumerate(events):
-            if number == inject and not self._inject(out, fault):
-                return
-            out.pause(delay)
+            if number == inject:
+                if not self._inject(out, fault):
+                    return
+                due = time.perf_counter()  # a stall moves the rest of the schedule
+            due += delay
+            if delay > 0:
+                out.flush()  # even when already due: a late token still goes out now
+                out.pause(due - time.perf_counter())
             delay = each
             out.send(event)
         if inject >= len(events) and not self._inject(out, fault):

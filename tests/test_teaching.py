@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -70,7 +71,7 @@ def client_for(base_url: str, **settings: Any) -> ChatClient:
 def live() -> Any:
     """A second bundled server standing in for a live model: a script and a token delay."""
     with LocalServer(
-        script=LIVE_SCRIPT, first_token_delay=0.15, token_delay=0.03, model="live"
+        script=LIVE_SCRIPT, first_token_delay=0.6, token_delay=0.03, model="live"
     ) as server:
         yield server
 
@@ -102,17 +103,22 @@ def test_record_then_replay_gives_the_same_reply_usage_and_cadence(
                 client.send([{"role": "user", "content": p}])
                 for p in ["how does slicing   work?", "WHAT ARE F-STRINGS?", "something else"]
             ]
-        _, replay_times = timed_stream(replay.base_url, ask("How does slicing work?"))
+        replays = [timed_stream(replay.base_url, ask("How does slicing work?"))[1] for _ in "abc"]
         assert len(live.requests) == asked
     for before, after in zip(recorded, replayed, strict=True):
         assert (after.text, after.reasoning) == (before.text, before.reasoning)
         assert after.usage == before.usage and after.finish_reason == before.finish_reason
     assert replayed[0].reasoning.startswith("The student asks")
-    # The replay streams at the pace the live model had: within 20% on both measures.
+    # The replay streams at the pace the live model had, as a student saw it through the
+    # pass-through and as it was recorded: within 20% on both measures (median of 3 replays).
     live_first, live_rate = cadence(live_times)
-    replay_first, replay_rate = cadence(replay_times)
-    assert abs(replay_first / live_first - 1) < 0.2, (live_first, replay_first)
-    assert abs(replay_rate / live_rate - 1) < 0.2, (live_rate, replay_rate)
+    timing = turns[0].timing
+    recorded_pace = (timing.time_to_first_token, timing.tokens_per_second)
+    replay_first = statistics.median(cadence(times)[0] for times in replays)
+    replay_rate = statistics.median(cadence(times)[1] for times in replays)
+    for first, rate in ((live_first, live_rate), recorded_pace):
+        assert abs(replay_first / first - 1) < 0.2, (first, replay_first)
+        assert abs(replay_rate / rate - 1) < 0.2, (rate, replay_rate)
 
 
 def test_replay_pace_fast_and_tokens_per_second(tmp_path: Path) -> None:
