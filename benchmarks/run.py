@@ -53,7 +53,7 @@ QUICK = Sizes(
     turns=200,
     ttft_requests=10,
     build_calls=5,
-    batch_items=100,
+    batch_items=48,
     repeat=2,
 )
 
