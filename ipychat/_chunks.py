@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from ._errors import APIStatusError, StreamError
 from ._reply import Reply, Usage
-from ._secrets import Secret, redact
+from ._secrets import Redactor, Secret
 from ._shapes import choice_text, finish_text, first_choice
 from ._sse import ServerSentEvent
 from ._status import OVERFLOW_ADVICE, clean_message, error_details, is_context_overflow
@@ -49,9 +49,10 @@ class ReplyBuilder:
         *,
         prompt: str = "",
         params: dict[str, Any] | None = None,
-        secret: Secret | None = None,
+        secret: Secret | Redactor | None = None,
     ) -> None:
-        self.secret = secret  # masked in any server text kept in warnings or errors
+        # Masks secrets in every server string kept: text, metadata, warnings, errors.
+        self.redactor = secret if isinstance(secret, Redactor) else Redactor([secret])
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.text_parts: list[str] = []
@@ -107,12 +108,12 @@ class ReplyBuilder:
         except (ValueError, RecursionError):
             if event.event == "error":
                 self._raise_error({"error": {"message": data}}, url)
-            self._warn(f"Skipped a data line that is not JSON: {self._redact(data)[:80]!r}")
+            self._warn(f"Skipped a data line that is not JSON: {self._excerpt(data)!r}")
             return None
         if not isinstance(chunk, dict):
             if event.event == "error":  # e.g. `error: "context overflow"`
                 self._raise_error({"error": {"message": str(chunk)}}, url)
-            line = self._redact(data)[:80]
+            line = self._excerpt(data)
             self._warn(f"Skipped a data line that is not a JSON object: {line!r}")
             return None
         if event.event == "error" or chunk.get("error"):
@@ -169,6 +170,7 @@ class ReplyBuilder:
     # -- whole answers -------------------------------------------------------------------------
     def add_completion(self, body: object, url: str = "") -> None:
         """Apply a whole non-streaming `chat.completion` body (or raise the error it holds)."""
+        body = self.redactor.json(body)  # after decoding: escaped echoes are plain here
         if not isinstance(body, dict):
             self._no_reply(url, f"the body is a JSON {type(body).__name__}, not an object")
         if body.get("error"):
@@ -209,7 +211,14 @@ class ReplyBuilder:
             self._metadata_left = 0
 
     def _redact(self, text: str) -> str:
-        return redact(text, self.secret)
+        return self.redactor.text(text)
+
+    def _excerpt(self, data: str) -> str:
+        """A raw data line to quote: redacted (escapes undone) before it is cut short."""
+        return self.redactor.text(data, raw=True)[:80]
+
+    def _clean(self, text: str | None) -> str | None:
+        return None if text is None else self.redactor.text(text)
 
     def _warn(self, text: str) -> None:
         text = self._redact(text)
@@ -217,10 +226,9 @@ class ReplyBuilder:
             self.warnings.append(text)
 
     def _raise_error(self, chunk: dict[str, Any], url: str, where: str = "stream") -> None:
-        # Servers may echo the request's headers, so every field is masked, not just the text.
-        message, code, request_id = (
-            None if part is None else self._redact(part) for part in error_details(chunk)
-        )
+        # Servers may echo the request's headers, so every field is masked, not just the text,
+        # and before error_details cuts anything short.
+        message, code, request_id = error_details(self.redactor.json(chunk))
         overflow = is_context_overflow(message, code)
         text = f"The server sent an error in the {where} from {url}: "
         text += clean_message(message or "no message")
@@ -245,12 +253,13 @@ class ReplyBuilder:
         if complete is None:
             complete = self.finish_reason is not None
         return Reply(
-            text="".join(self.text_parts),
-            reasoning="".join(self.reasoning_parts),
-            finish_reason=self.finish_reason,
+            # Streamed parts are already masked (StreamGuard); this pass is for any other path.
+            text=self.redactor.text("".join(self.text_parts)),
+            reasoning=self.redactor.text("".join(self.reasoning_parts)),
+            finish_reason=self._clean(self.finish_reason),
             usage=self.usage,
-            id=self.id,
-            model=self.model or self.params.get("model"),
+            id=self._clean(self.id),
+            model=self._clean(self.model or self.params.get("model")),
             created=self.created,
             time_to_first_token=(
                 None if self.first_token_at is None else self.first_token_at - self.started

@@ -35,15 +35,27 @@ from ._retry import (
     log_retry,
     retryable_status,
 )
-from ._secrets import redact
 from ._status import excerpt, redirect_error, status_error
-from ._stream import AsyncReplyStream, Feed, ReplyStream, incomplete_error, whole
+from ._stream import (
+    AsyncReplyStream,
+    Feed,
+    ReplyStream,
+    incomplete_error,
+    whole,
+    without_frames,
+    without_frames_async,
+)
 from ._transport import reason, retryable_transport, transport_error
 
 __all__ = ["MAX_RETRY_AFTER", "AsyncChatClient", "ChatClient", "RetryNotice"]
 
 _JSON_ERRORS = (ValueError, RecursionError)
 _monotonic = time.monotonic
+
+
+def _excerpt(text: str, builder: ReplyBuilder) -> str:
+    """A body that is not JSON, in a few words: escaped echoes of a secret undone and masked."""
+    return excerpt(builder.redactor.text(text, raw=True))
 
 
 def _rejects_stream_options(error: APIStatusError) -> bool:
@@ -75,7 +87,7 @@ class _ClientBase:
             "POST",
             prepared.url,
             json=prepared.body,
-            headers=prepared.headers,
+            headers=prepared.headers,  # credentials are added by `prepared.auth` at send time
             timeout=timeout,
             extensions={"trace": trace},
         )
@@ -95,9 +107,13 @@ class _ClientBase:
         if status < 400:
             error = redirect_error(status, url, response.headers.get("location"))
             raise self._final(error, prepared)
-        key = prepared.settings.api_key
         error = status_error(
-            status, text, url, key, reason=response.reason_phrase, headers=response.headers
+            status,
+            text,
+            url,
+            prepared.redactor,
+            reason=response.reason_phrase,
+            headers=response.headers,
         )
         if _rejects_stream_options(error) and "stream_options" in prepared.body:
             self._no_usage_option.add(url)
@@ -147,8 +163,10 @@ class _ClientBase:
 
     @staticmethod
     def _text(data: bytes, prepared: Prepared) -> str:
-        """A whole body as text, the key masked before any frame holds it (servers echo it)."""
-        return redact(data.decode("utf-8", "replace"), prepared.settings.api_key)
+        """A whole body as text. Not redacted here: masking raw JSON could break its escapes;
+        it is redacted once decoded, and errors leave without these frames (`without_frames`).
+        """
+        return data.decode("utf-8", "replace")
 
     @staticmethod
     def _completion(text: str, builder: ReplyBuilder, prepared: Prepared) -> Reply:
@@ -157,7 +175,7 @@ class _ClientBase:
         except _JSON_ERRORS:
             raise APIStatusError(
                 f"200 from {prepared.url}, but the body is not JSON: "
-                f"{excerpt(text) if text.strip() else 'an empty body'}. "
+                f"{_excerpt(text, builder) if text.strip() else 'an empty body'}. "
                 "Check that base_url is an OpenAI-compatible endpoint.",
                 url=prepared.url,
                 status=200,
@@ -243,7 +261,7 @@ class ChatClient(_ClientBase):
         """
         prepared = self.prepare(messages, prompt, overrides)
         out = ReplyStream(builder_for(prepared))
-        out._deltas = self._run(prepared, out, on_alive)
+        out._deltas = without_frames(self._run(prepared, out, on_alive))
         return out
 
     def _wait(self, delay: float) -> None:
@@ -258,7 +276,7 @@ class ChatClient(_ClientBase):
             trace = ConnectionTrace()
             try:
                 request = self._http_request(self._http, prepared, trace)
-                response = self._http.send(request, stream=True)
+                response = self._http.send(request, stream=True, auth=prepared.auth)
             except httpx.TransportError as exc:
                 self._wait(self._aftertransport_error(exc, trace, prepared))
                 continue
@@ -349,7 +367,7 @@ class AsyncChatClient(_ClientBase):
     ) -> AsyncReplyStream:
         prepared = self.prepare(messages, prompt, overrides)
         out = AsyncReplyStream(builder_for(prepared))
-        out._deltas = self._run(prepared, out, on_alive)
+        out._deltas = without_frames_async(self._run(prepared, out, on_alive))
         return out
 
     async def _wait(self, delay: float) -> None:
@@ -364,7 +382,7 @@ class AsyncChatClient(_ClientBase):
             trace = ConnectionTrace()
             try:
                 request = self._http_request(self._http, prepared, trace.async_call)
-                response = await self._http.send(request, stream=True)
+                response = await self._http.send(request, stream=True, auth=prepared.auth)
             except httpx.TransportError as exc:
                 await self._wait(self._aftertransport_error(exc, trace, prepared))
                 continue

@@ -4,13 +4,19 @@ Each setting comes from the highest layer that holds it, lowest first:
 
     "default"  built-in defaults
     "file"     the user's TOML config file (`config_path()`)
-    "env"      IPYCHAT_BASE_URL / IPYCHAT_API_KEY / IPYCHAT_MODEL (falling back to OPENAI_*)
-    "set"      values set at run time with `Settings.set()`
+    "env"      IPYCHAT_BASE_URL (else OPENAI_BASE_URL) / IPYCHAT_API_KEY / IPYCHAT_MODEL
+    "config"   traitlets config: `c.ChatMagics.*` in ipython_config.py and `%config`
+    "set"      values set at run time with `Settings.set()`; `reset()` clears only this layer
     "call"     per-call overrides given to `Settings.resolve()`
 
 Values are checked when they enter a layer, so a bad value fails early with one sentence that
-names the setting, the value and what is allowed. The API key is held in a `Secret` and never
-appears in a repr, a str, an f-string, `describe()` or an error message.
+names the setting, the value and what is allowed; `load()` skips bad values of the file and
+the environment and lists them in `problems` instead of failing.
+
+Secrets (the API key, `extra_headers` values, `user:password@` in `base_url`) are held in
+`Secret`s or masked: they never appear in a repr, `describe()` or an error message, and
+`save()` writes them only when asked to. A key is bound to the host it belongs to (see
+`_keys`): it is never sent to another host because `base_url` changed.
 
     >>> settings = Settings()
     >>> settings.set(temperature=0.2, api_key="sk-example-abcdef")
@@ -27,13 +33,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ConfigError
+from ._keys import KeyChoice, choose_key
 from ._schema import (
     CHAT_PATH,
     DEFAULT_BASE_URL,
@@ -45,12 +51,8 @@ from ._schema import (
     validate,
     validate_many,
 )
-from ._secrets import Secret, redact
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from ._secrets import Redactor, Secret, mask_url, redact, split_userinfo, userinfo_secrets
+from ._sources import ProviderKey, config_path, host_of, read_env, read_file
 
 __all__ = [
     "GENERATION_KEYS",
@@ -63,65 +65,9 @@ __all__ = [
     "validate",
 ]
 
-_ENV_VARS = {
-    "base_url": ("IPYCHAT_BASE_URL", "OPENAI_BASE_URL"),
-    "api_key": ("IPYCHAT_API_KEY", "OPENAI_API_KEY"),
-    "model": ("IPYCHAT_MODEL",),
-}
-
-
-# -- the config file ------------------------------------------------------------------------------
-
-
-def config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the user's config file lives: `$IPYCHAT_CONFIG`, else the platform's config folder."""
-    env = os.environ if environ is None else environ
-    if env.get("IPYCHAT_CONFIG"):
-        return Path(env["IPYCHAT_CONFIG"]).expanduser()
-    home_var = "USERPROFILE" if sys.platform == "win32" else "HOME"
-    home = Path(env[home_var]) if env.get(home_var) else Path.home()
-    if sys.platform == "win32":
-        base = Path(env["APPDATA"]) if env.get("APPDATA") else home / "AppData" / "Roaming"
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = env.get("XDG_CONFIG_HOME", "")
-        # The XDG spec says to ignore a relative path.
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".config"
-    return base / "ipychat" / "config.toml"
-
-
-def _read_file(path: Path) -> dict[str, object]:
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the config file {path}: {exc.strerror or exc}.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"The config file {path} is not valid TOML: {exc}.") from None
-    try:
-        return validate_many(data)
-    except ConfigError as exc:
-        raise ConfigError(f"In the config file {path}: {exc}") from None
-
-
-def _read_env(environ: Mapping[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for key, names in _ENV_VARS.items():
-        for name in names:
-            text = environ.get(name, "")
-            if not text.strip():
-                continue
-            try:
-                value = validate(key, parse_value(key, text))
-            except ConfigError as exc:
-                raise ConfigError(f"In the environment variable {name}: {exc}") from None
-            if value is not None:
-                values[key] = value
-            break
-    return values
+LAYERS = ("set", "config", "env", "file")  # highest first; "default" is below them all
+WRITABLE = ("set", "config")  # the layers `set()` and `unset()` change
+SAVED = ("set", "config", "file")  # the layers `save()` writes: never env, never defaults
 
 
 def _find_null(value: object, where: str) -> str | None:
@@ -146,7 +92,12 @@ def _find_null(value: object, where: str) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class ResolvedSettings:
-    """The settings one request is made with: every layer applied, nothing left to check."""
+    """The settings one request is made with: every layer applied, nothing left to check.
+
+    `base_url` has no credentials in it (they are in `userinfo`), so it and `url` can be shown
+    in messages; `api_key` is the key to send to this URL's host, or None; `key_problem` says
+    in one line why a key that exists is not sent there (the client refuses the request).
+    """
 
     base_url: str = DEFAULT_BASE_URL
     api_key: Secret | None = None
@@ -166,8 +117,11 @@ class ResolvedSettings:
     max_requests_per_session: int | None = None  # budgets: see _budget
     max_tokens_per_session: int | None = None
     extra_body: dict[str, object] = dataclasses.field(default_factory=dict)
-    extra_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    extra_headers: dict[str, Secret] = dataclasses.field(default_factory=dict)
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    userinfo: Secret | None = dataclasses.field(default=None, repr=False)
+    key_problem: str | None = dataclasses.field(default=None, repr=False)
+    known_secrets: tuple[Secret, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
     def url(self) -> str:
@@ -184,77 +138,127 @@ class ResolvedSettings:
         return {key: copy.copy(value) for key, value in params.items() if value is not None}
 
     def source(self, key: str) -> str:
-        """Which layer `key` came from: "default", "file", "env", "set" or "call"."""
+        """Which layer `key` came from: "default", "file", "env", "config", "set" or "call"."""
         if key not in DEFAULTS:
             raise unknown(key)
         return self.sources.get(key, "default")
 
+    def secrets(self) -> list[Secret]:
+        """Every secret a server or model could echo: the key, header values, URL credentials."""
+        found = [self.api_key, *self.extra_headers.values(), *self.known_secrets]
+        if self.userinfo:
+            found += userinfo_secrets(self.userinfo)
+        return [s for s in found if s]
+
+    def redactor(self) -> Redactor:
+        """Masks these settings' secrets in server text (see `_secrets.Redactor`)."""
+        return Redactor(self.secrets())
+
 
 class Settings:
-    """The user's settings in layers: defaults < file < env < set (and per-call overrides).
+    """The user's settings in layers: default < file < env < config < set (< per call).
 
-    `Settings.load()` reads the config file and the environment; `set()` changes values for
-    this session; `resolve()` turns everything into the `ResolvedSettings` of one request.
+    `Settings.load()` reads the config file and the environment (skipping bad values, which
+    are listed in `problems`); `set()` changes values for this session (or, with
+    `layer="config"`, the traitlets config layer); `unset()` lets a lower layer show through
+    again; `resolve()` turns everything into the `ResolvedSettings` of one request.
     """
 
     KEYS: tuple[str, ...] = KEYS
-    _LAYERS = ("set", "env", "file")  # highest first
 
     def __init__(self) -> None:
-        self._layers: dict[str, dict[str, object]] = {name: {} for name in self._LAYERS}
+        self._layers: dict[str, dict[str, object]] = {name: {} for name in LAYERS}
         self._path: Path | None = None
+        self._providers: list[ProviderKey] = []
+        self._key_host: dict[str, str] = {}  # layer -> host a run-time key was set for
+        #: One line per bad value `load()` skipped (file or environment variable), to show.
+        self.problems: list[str] = []
 
     @classmethod
     def load(
         cls, *, environ: Mapping[str, str] | None = None, path: Path | None = None
     ) -> Settings:
-        """Read the config file (missing is fine) and the environment variables."""
+        """Read the config file (missing is fine) and the environment variables.
+
+        Never fails on bad content: what was skipped, and why, is in `problems`.
+        """
         env = os.environ if environ is None else environ
         settings = cls()
         settings._path = Path(path) if path is not None else config_path(env)
-        settings._layers["file"] = _read_file(settings._path)
-        settings._layers["env"] = _read_env(env)
+        settings._layers["file"] = read_file(settings._path, settings.problems)
+        settings._layers["env"], settings._providers = read_env(env, settings.problems)
         return settings
 
-    def set(self, **values: object) -> None:
-        """Set values for this session; all are checked first, so a bad one changes nothing.
+    def set(self, *, layer: str = "set", **values: object) -> None:
+        """Set values; all are checked first, so a bad one changes nothing.
 
-        None resets a key to its default at this layer (e.g. `temperature=None`: not sent).
+        None stores the key's default at this layer, hiding lower layers (e.g.
+        `temperature=None`: not sent, even if the file sets it); use `unset()` to let the
+        file, environment or default apply again. `layer="config"` is for traitlets config
+        (`c.ChatMagics.*`), which `reset()` keeps. A key set here is bound to the host of
+        the base URL in effect after this call.
         """
-        self._layers["set"].update(validate_many(values))
+        self._check_layer(layer)
+        checked = validate_many(values)
+        self._layers[layer].update(checked)
+        if "api_key" in checked:
+            url = checked.get("base_url") or self._lookup("base_url")[0]
+            self._key_host[layer] = host_of(str(url))
 
-    def unset(self, *keys: str) -> None:
-        """Drop keys from the "set" layer so the file, environment or default apply again."""
+    def unset(self, *keys: str, layer: str = "set") -> None:
+        """Drop keys from a layer ("set" or "config") so lower layers apply again."""
+        self._check_layer(layer)
         names = ["base_url" if key == "host" else key for key in keys]
         for name in names:
             if name not in DEFAULTS:
                 raise unknown(name)
         for name in names:
-            self._layers["set"].pop(name, None)
+            self._layers[layer].pop(name, None)
+
+    @staticmethod
+    def _check_layer(layer: str) -> None:
+        if layer not in WRITABLE:
+            raise ValueError(f"layer must be one of {WRITABLE}, not {layer!r}.")
 
     def reset(self) -> None:
-        """Forget everything set at run time: back to defaults, file and environment."""
+        """Forget everything set at run time: back to defaults, file, environment and config."""
         self._layers["set"].clear()
+        self._key_host.pop("set", None)
 
-    def _lookup(self, key: str) -> tuple[object, str]:
+    def _lookup(self, key: str, layers: tuple[str, ...] = LAYERS) -> tuple[object, str]:
         if key == "host":
             raise ConfigError(
                 "host is a shortcut that sets base_url and is not stored; read base_url instead."
             )
         if key not in DEFAULTS:
             raise unknown(key)
-        for layer in self._LAYERS:
+        for layer in layers:
             if key in self._layers[layer]:
                 return self._layers[layer][key], layer
         return DEFAULTS[key], "default"
 
     def get(self, key: str) -> object:
-        """The effective value of `key` (a copy, so changing it changes nothing here)."""
+        """The effective value of `key` (a copy, so changing it changes nothing here).
+
+        `api_key` is the highest layer's key, whatever host it is for; `extra_headers` values
+        are `Secret`s; `base_url` is as given, credentials included.
+        """
         return copy.deepcopy(self._lookup(key)[0])
 
     def source(self, key: str) -> str:
-        """Which layer the effective value comes from: "default", "file", "env" or "set"."""
+        """Which layer the effective value comes from: "default", "file", "env", "config", "set"."""
         return self._lookup(key)[1]
+
+    def key_for(self, base_url: str | None = None) -> KeyChoice:
+        """Which key would go to `base_url` (default: the effective one), and why or why not."""
+        url = base_url if base_url is not None else str(self._lookup("base_url")[0])
+        configured = str(self._lookup("base_url", ("config", "env", "file"))[0])
+        layered = []
+        for layer in LAYERS:
+            if "api_key" in self._layers[layer]:
+                host = self._key_host.get(layer, host_of(configured))
+                layered.append((layer, self._layers[layer]["api_key"], host))
+        return choose_key(host_of(url), layered, self._providers)
 
     def resolve(self, **overrides: object) -> ResolvedSettings:
         """The settings for one request; overrides are checked, and None means "not overridden"."""
@@ -267,41 +271,87 @@ class Settings:
             else:
                 value, sources[key] = self._lookup(key)
                 values[key] = copy.deepcopy(value)
-        return ResolvedSettings(**values, sources=MappingProxyType(sources))  # type: ignore[arg-type]
+        base_url, userinfo = split_userinfo(str(values["base_url"]))
+        values["base_url"] = base_url
+        if "api_key" in checked:
+            choice = KeyChoice(checked["api_key"], "call")  # type: ignore[arg-type]
+        else:
+            choice = self.key_for(str(values["base_url"]))
+            sources["api_key"] = choice.source
+        values["api_key"] = choice.secret
+        known = tuple(s for s in self._all_keys() if s != choice.secret)
+        return ResolvedSettings(
+            **values,  # type: ignore[arg-type]
+            sources=MappingProxyType(sources),
+            userinfo=userinfo,
+            key_problem=choice.problem,
+            known_secrets=known,
+        )
+
+    def _all_keys(self) -> list[Secret]:
+        keys = [layer.get("api_key") for layer in self._layers.values()]
+        return [k for k in keys if isinstance(k, Secret)]
+
+    def secrets(self) -> list[Secret]:
+        """Every secret these settings hold, for redacting text (keys of all layers included)."""
+        resolved = self.resolve()
+        return [*resolved.secrets(), *[k for k in self._all_keys() if k not in resolved.secrets()]]
+
+    def redactor(self) -> Redactor:
+        """Masks every secret these settings hold in text (e.g. an export)."""
+        return Redactor(self.secrets())
+
+    def _shown(self, key: str, value: object) -> str:
+        if key == "api_key":
+            return self.key_for().shown
+        if key == "base_url":
+            return repr(mask_url(str(value)))
+        if key == "extra_headers" and isinstance(value, dict):
+            return repr({name: Secret(str(v)).masked() for name, v in _revealed(value).items()})
+        return repr(value)
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """(key, display value, source) for every key, with the API key masked."""
+        """(key, display value, source) for every key, with every secret masked.
+
+        The api_key row shows the key that would be sent to the current base_url, and says
+        so when a key exists but is not sent there.
+        """
         rows = []
         for key in KEYS:
             value, source = self._lookup(key)
-            shown = value.masked() if isinstance(value, Secret) else repr(value)
-            rows.append((key, shown, source))
+            if key == "api_key":
+                source = self.key_for().source
+            rows.append((key, self._shown(key, value), source))
         return rows
 
     def save(self, path: Path | None = None, *, include_api_key: bool = False) -> Path:
-        """Write the effective non-default values as TOML (mode 0600) and return the path.
+        """Write the settings of the file, config and set layers as TOML (mode 0600).
 
-        The API key is left out unless `include_api_key`: a key is better kept in the
-        environment than in a file that may end up in a backup or a repository.
+        Values from the environment and defaults are not written (a variable set for one run
+        must not become permanent). Secrets set at run time (the API key, `extra_headers`
+        values, `user:password@` in base_url) are left out unless `include_api_key`: a key is
+        better kept in the environment than in a file that may end up in a backup or a
+        repository. Secrets the file itself held are written back: saving never loses them.
         """
-        target = Path(path) if path is not None else self._path or config_path()
         import tomli_w  # a maintained writer that quotes and escapes every value correctly
 
+        target = Path(path) if path is not None else self._path or config_path()
         values: dict[str, object] = {}
         for key in KEYS:
-            value = self._lookup(key)[0]
-            if value == DEFAULTS[key] or (key == "api_key" and not include_api_key):
+            value, layer = self._lookup(key, SAVED)
+            if layer == "default" or value == DEFAULTS[key]:
                 continue
-            if isinstance(value, Secret):
-                value = value.reveal()
-            values[key] = value
-        header = b"# ipychat settings, written by Settings.save().\n"
+            keep_secrets = include_api_key or layer == "file"
+            value = _plain(key, value, keep_secrets)
+            if value is not None:
+                values[key] = value
         for key, value in values.items():
             where = _find_null(value, key)
             if where:  # JSON's null is allowed in extra_body, but TOML has no null
                 raise ConfigError(
                     f"Cannot save {where}: it is None (null), which TOML cannot store."
                 )
+        header = b"# ipychat settings, written by Settings.save().\n"
         data = header + tomli_w.dumps(values).encode("utf-8")
         try:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -319,8 +369,28 @@ class Settings:
         other = type(self)()
         other._layers = copy.deepcopy(self._layers)
         other._path = self._path
+        other._providers = list(self._providers)
+        other._key_host = dict(self._key_host)
+        other.problems = list(self.problems)
         return other
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{key}={self._lookup(key)[0]!r}" for key in KEYS)
+        shown = ", ".join(f"{key}={self._shown(key, self._lookup(key)[0])}" for key in KEYS)
         return f"Settings({shown})"
+
+
+def _revealed(headers: dict[str, object]) -> dict[str, object]:
+    return {k: v.reveal() if isinstance(v, Secret) else v for k, v in headers.items()}
+
+
+def _plain(key: str, value: object, keep_secrets: bool) -> object:
+    """A setting's value as TOML stores it; secrets dropped (None) unless `keep_secrets`."""
+    if key == "api_key":
+        return value.reveal() if keep_secrets and isinstance(value, Secret) else None
+    if key == "extra_headers" and isinstance(value, dict):
+        if not keep_secrets:
+            return None
+        return _revealed(value)
+    if key == "base_url" and not keep_secrets:
+        return split_userinfo(str(value))[0]
+    return value

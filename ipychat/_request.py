@@ -10,8 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._auth import SecretAuth
 from ._chunks import ReplyBuilder
 from ._config import ResolvedSettings
+from ._errors import ConfigError
+from ._secrets import Redactor
 
 __all__ = ["USER_AGENT", "Prepared", "builder_for", "prepare"]
 
@@ -24,7 +27,7 @@ class Prepared:
 
     settings: ResolvedSettings
     body: dict[str, Any]
-    headers: dict[str, str] = field(repr=False)  # holds the key in Authorization
+    headers: dict[str, str]  # no credentials: those are in `auth`, set at send time
     prompt: str
     retries: int = 0  # retries made so far (silent resends are not retries)
     attempts: int = 0  # requests sent
@@ -32,9 +35,14 @@ class Prepared:
     unstreamed: bool = False  # asked again without streaming after an empty stream
     started: float = field(default_factory=time.monotonic)
     url: str = field(init=False)
+    auth: SecretAuth = field(init=False)
+    redactor: Redactor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.url = self.settings.url  # computed once: it is read for every event
+        resolved = self.settings
+        self.auth = SecretAuth(resolved.api_key, resolved.extra_headers, resolved.userinfo)
+        self.redactor = resolved.redactor()
 
     @property
     def stream(self) -> bool:
@@ -56,6 +64,8 @@ class Prepared:
 def prepare(
     resolved: ResolvedSettings, messages: list[dict[str, str]], prompt: str, usage_ok: bool
 ) -> Prepared:
+    if resolved.key_problem:  # a key that belongs to another host: refuse, never send it
+        raise ConfigError(resolved.key_problem)
     body: dict[str, Any] = {"model": resolved.model, "messages": messages}
     body.update(resolved.generation_params())
     body.update(resolved.extra_body)
@@ -63,9 +73,7 @@ def prepare(
         body["stream"] = True
         if usage_ok:
             body.setdefault("stream_options", {"include_usage": True})
-    headers = {"User-Agent": USER_AGENT, **resolved.extra_headers}
-    if resolved.api_key:
-        headers["Authorization"] = f"Bearer {resolved.api_key.reveal()}"
+    headers = {"User-Agent": USER_AGENT}
     if resolved.stream:
         headers["Accept"] = "text/event-stream"
     return Prepared(resolved, body, headers, prompt)
@@ -74,6 +82,6 @@ def prepare(
 
 def builder_for(prepared: Prepared) -> ReplyBuilder:
     return ReplyBuilder(
-        prompt=prepared.prompt, params=prepared.reply_params(), secret=prepared.settings.api_key
+        prompt=prepared.prompt, params=prepared.reply_params(), secret=prepared.redactor
     )
 

@@ -177,6 +177,8 @@ def _check_url(key: str, value: object) -> str:
     except ValueError:
         valid = False
     if not valid:
+        if "@" in text:  # user:password@ may be in it: never quoted back
+            raise ConfigError(f"{key} must be {expected} (the given one holds '@' and is not).")
         if "://" not in text and text:
             expected += f" (such as {'http://' + text!r})"
         raise ConfigError(f"{key} must be {expected}, got {_show(value)}.")
@@ -197,6 +199,8 @@ def _check_api_key(value: object) -> Secret | None:
             "api_key must not contain spaces, line breaks or control characters, "
             "and the given key does."
         )
+    if not value.isascii():
+        raise ConfigError(_NOT_ASCII.format(what="api_key"))
     return Secret(value)
 
 
@@ -230,14 +234,18 @@ def _check_extra_body(value: object) -> dict[str, object]:
         raise ConfigError(f"extra_body must hold only JSON-serialisable values: {exc}.") from None
 
 
+_NOT_ASCII = (
+    "{what} holds a character that is not ASCII (a dash or quote changed by copy and paste?), "
+    "and HTTP headers can carry only ASCII: set it again as the provider shows it."
+)
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _check_extra_headers(value: object) -> dict[str, str]:
-    # Header values may be credentials, so messages name the header but never show its value.
+def _check_extra_headers(value: object) -> dict[str, Secret]:
+    """Header values may be credentials: kept as `Secret`s, and messages never show them."""
     if not isinstance(value, Mapping):
         raise _type_error("extra_headers", "a dict of header names to strings", value)
-    headers: dict[str, str] = {}
+    headers: dict[str, Secret] = {}
     for name, text in value.items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise ConfigError(f"extra_headers has an invalid header name {_show(name)}.")
@@ -246,12 +254,16 @@ def _check_extra_headers(value: object) -> dict[str, str]:
                 "extra_headers must not set Authorization: set api_key instead, "
                 "which is sent as 'Bearer <key>' and kept masked."
             )
+        if isinstance(text, Secret):
+            text = text.reveal()
         if not isinstance(text, str) or "\r" in text or "\n" in text:
             raise ConfigError(
                 f"extra_headers[{name!r}] must be a string without line breaks, "
                 f"got a value of type {type(text).__name__}."
             )
-        headers[name] = text
+        if not text.isascii() or not text.isprintable():
+            raise ConfigError(_NOT_ASCII.format(what=f"extra_headers[{name!r}]"))
+        headers[name] = Secret(text)
     return headers
 
 

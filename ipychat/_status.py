@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from ._errors import APIStatusError
 from ._safetext import one_line
-from ._secrets import Secret, redact
+from ._secrets import Redactor, Secret, redact
 
 if TYPE_CHECKING:  # httpx is imported with the client, not with the chunk reader
     import httpx
@@ -164,7 +164,7 @@ def status_error(
     status: int,
     body_text: str,
     url: str,
-    key: Secret | None,
+    key: Secret | Redactor | None,
     *,
     reason: str = "",
     headers: httpx.Headers | None = None,
@@ -172,11 +172,12 @@ def status_error(
     """The error for an HTTP error answer (or a 200 whose body holds an error)."""
     from ._retry import retry_after
 
-    raw = redact(body_text, key)
-    try:
-        body: object = json.loads(raw)
+    redactor = key if isinstance(key, Redactor) else Redactor([key])
+    try:  # redacted after decoding (escapes undone) and before anything is cut short
+        body: object = redactor.json(json.loads(body_text))
     except ValueError:
         body = None
+    raw = redactor.text(body_text, raw=True)
     message, code, request_id = error_details(body, status)
     if message is None:
         message = excerpt(raw) if raw.strip() else (reason or "no details")

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 
 from ._chunks import Delta, ReplyBuilder
-from ._errors import StreamError
+from ._errors import ChatError, StreamError
 from ._reply import Reply
 from ._request import Prepared
+from ._secrets import StreamGuard
 from ._sse import SSEDecoder
 
 __all__ = ["AsyncReplyStream", "Feed", "ReplyStream", "incomplete_error", "whole"]
@@ -65,18 +66,28 @@ class Feed:
         self.idle_timeout = prepared.settings.idle_timeout
         self.last_text = _monotonic()
         self.received = False  # any byte of the body
+        self.guard = StreamGuard(prepared.redactor) if prepared.redactor else None
 
     def feed(self, data: bytes) -> list[Delta]:
         self.received = True
         deltas = self.add_events(self.decode(data), self.url)
         if deltas:
             self.last_text = _monotonic()
+            if self.guard is not None:  # secrets echoed in text: masked before shown
+                return self._screen(deltas)
         else:
             self.alive()
         return deltas
 
     def end(self) -> list[Delta]:
-        return self.add_events(self.decode_end(), self.url)
+        deltas = self.add_events(self.decode_end(), self.url)
+        if deltas and self.guard is not None:
+            return self._screen(deltas)
+        return deltas
+
+    def _screen(self, deltas: list[Delta]) -> list[Delta]:
+        builder = self.builder
+        return self.guard.screen(deltas, builder.text_parts, builder.reasoning_parts)  # type: ignore[union-attr]
 
     def alive(self) -> None:
         """Bytes without text: the server is alive; end the stream once that is all for long."""
@@ -108,6 +119,29 @@ class Feed:
         then = "" if self.builder.has_content else "; not resent, as the server may have started"
         return incomplete_error(self.builder, self.prepared, "was cut off", then=then)
 
+
+
+def without_frames(deltas: Iterator[Delta]) -> Iterator[Delta]:
+    """Our errors leave without the frames below: their locals hold the raw bytes a server sent.
+
+    A verbose traceback (`%xmode Verbose`) prints every frame's locals, and a server that
+    echoes a key puts it in those bytes before redaction sees it. The message says it all.
+    """
+    try:
+        yield from deltas
+    except ChatError as exc:
+        raise exc.with_traceback(None) from None
+
+
+async def without_frames_async(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """The async twin of `without_frames`."""
+    try:
+        async for delta in deltas:
+            yield delta
+    except ChatError as exc:
+        raise exc.with_traceback(None) from None
+    finally:
+        await deltas.aclose()  # type: ignore[attr-defined]  # closes the response at once
 
 
 def whole(reply: Reply) -> list[Delta]:

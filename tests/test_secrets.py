@@ -16,10 +16,8 @@ import json
 import logging
 import socket
 import stat
-import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from queue import Empty
 
@@ -37,6 +35,7 @@ from ipychat import (
     Settings,
 )
 
+from .echo import echo_server
 from .kernel import KERNEL_NAME, Execution, Kernel, kernel_env, make_kernelspec
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
@@ -65,47 +64,11 @@ def echo_fault() -> Fault:
     )
 
 
-class _EchoHandler(BaseHTTPRequestHandler):
-    """Echoes the Authorization header: in a streamed reply that then breaks, or a whole one."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        auth = self.headers.get("Authorization", "")
-        if body.get("stream"):
-            chunk = {"choices": [{"index": 0, "delta": {"content": "partial "}}]}
-            error = {"error": {"message": f"bad key {auth}", "code": auth}}
-            data = (
-                f"data: {json.dumps(chunk)}\n\n"
-                f"data: not json {auth}\n\n"
-                f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n"
-            ).encode()
-            content_type = "text/event-stream"
-        else:
-            message = {"role": "assistant", "content": f"you sent {auth}"}
-            reply = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
-            data, content_type = json.dumps(reply).encode(), "application/json"
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="module")
 def echo():
-    """The base URL of a server that echoes the key in a broken stream."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    """The base URL of a server that echoes the key in a broken stream (or a whole reply)."""
+    with echo_server() as (url, _):
+        yield f"{url}/stream-plain/v1"
 
 
 def run_with_input(kernel: Kernel, code: str, answer: str, timeout: float = 30) -> Execution:
@@ -211,7 +174,7 @@ def test_key_is_sent_but_never_shown(routed, server, echo):
     run(kernel.run("print(repr(_chat), _chat.to_dict(), _chat.error, _chat.warnings)"))
     run(kernel.run("%%chat --no-stream\nwhole reply from the echo server"))
     run(kernel.run("_chat"))
-    assert f"you sent Bearer {MASKED}" in outputs[-1].text()
+    assert f"you sent: Bearer {MASKED}" in outputs[-1].text()
 
     run(kernel.run(f"%chat_config base_url={refused_url()} max_retries=0"))
     run(kernel.run("%%chat\nnobody listens"))
@@ -280,10 +243,15 @@ def test_exported_history_and_saved_config(routed, server, tmp_path):
     assert 'model = "saved-model"' in saved
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
+    source = kernel.run("print(ipychat._magics._instance.settings.source('api_key'))")
     result = kernel.run("%chat_config --save --with-key")
     assert result.status == "ok", result.text()
     assert_clean(result.text(), "the output of --save --with-key")
-    assert f'api_key = "{CANARY}"' in config.read_text(encoding="utf-8")
+    saved = config.read_text(encoding="utf-8")
+    if source.stdout.strip() == "env":  # values from the environment are never saved
+        assert_clean(saved, "the saved config of a key from the environment")
+    else:
+        assert f'api_key = "{CANARY}"' in saved
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
 

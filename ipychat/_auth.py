@@ -1,0 +1,56 @@
+"""Credentials are put on the request by httpx itself, at send time, and nowhere earlier.
+
+The API key, secret headers (`extra_headers`, e.g. Azure's `api-key`) and URL credentials
+stay in `Secret`s until `auth_flow` writes them onto the outgoing request, so no dict of
+headers and no frame of ours holds them in the clear: a verbose traceback shows only masks.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Generator, Mapping
+from urllib.parse import unquote
+
+import httpx
+
+from ._errors import ConfigError
+from ._secrets import Secret
+
+__all__ = ["SecretAuth"]
+
+
+class SecretAuth(httpx.Auth):
+    """`Authorization: Bearer <key>` (or Basic from URL credentials) plus secret headers."""
+
+    def __init__(
+        self,
+        api_key: Secret | None,
+        headers: Mapping[str, Secret],
+        userinfo: Secret | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._headers = dict(headers)
+        self._userinfo = userinfo
+
+    def __repr__(self) -> str:
+        names = ", ".join(self._headers)
+        return f"SecretAuth(api_key={self._api_key!r}, headers=[{names}])"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        try:
+            for name, value in self._headers.items():
+                request.headers[name] = value.reveal()
+            if self._api_key:
+                request.headers["Authorization"] = "Bearer " + self._api_key.reveal()
+            elif self._userinfo:
+                pair = unquote(self._userinfo.reveal()).encode("utf-8")
+                request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        except UnicodeEncodeError:
+            # Validation refuses such values when they are set; this is the last line of defence,
+            # and the message must not quote the value (the exception object holds it).
+            raise ConfigError(
+                "A credential (api_key, an extra_headers value or the base_url's user:password) "
+                "holds a character HTTP headers cannot carry (only ASCII can be sent); "
+                "set it again."
+            ) from None
+        yield request
