@@ -36,6 +36,15 @@ class SecretAuth(httpx.Auth):
         names = ", ".join(self._headers)
         return f"SecretAuth(api_key={self._api_key!r}, headers=[{names}])"
 
+    def masked_headers(self) -> dict[str, str]:
+        """The headers the auth flow adds, with every value masked (for `--dry-run`)."""
+        shown = {name: value.masked() for name, value in self._headers.items()}
+        if self._api_key:
+            shown["Authorization"] = "Bearer " + self._api_key.masked()
+        elif self._userinfo:
+            shown["Authorization"] = "Basic " + self._userinfo.masked()
+        return shown
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         try:
             for name, value in self._headers.items():

@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from ._safetext import terminal_safe
-from ._secrets import Secret
 
 __all__ = ["describe", "mask_url"]
 
@@ -28,14 +27,9 @@ def mask_url(url: str) -> str:
 def describe(client: Any, messages: list[dict[str, str]], prompt: str, overrides: Any) -> str:
     """The request as text: `POST URL`, the headers, a blank line, the body as indented JSON."""
     prepared = client._prepare(messages, prompt, overrides)
-    secret_headers = {name.lower() for name in prepared.settings.extra_headers}
     lines = [f"POST {mask_url(prepared.url)}"]
-    for name, value in prepared.headers.items():
-        if name.lower() == "authorization":
-            scheme, _, token = value.partition(" ")
-            value = f"{scheme} {Secret(token).masked()}" if token else Secret(value).masked()
-        elif name.lower() in secret_headers:
-            value = Secret(value).masked()
+    # Credentials are put on the request by the auth flow at send time: shown here masked.
+    for name, value in {**prepared.headers, **prepared.auth.masked_headers()}.items():
         lines.append(f"{name}: {value}")
     lines += ["", json.dumps(prepared.body, indent=2, ensure_ascii=False)]
     return terminal_safe("\n".join(lines))

@@ -11,10 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._dry_run import mask_url
-from ._errors import RequestError
+from ._errors import ConfigError, RequestError
 from ._safetext import one_line
 from ._schema import CHAT_PATH
-from ._secrets import redact
 
 __all__ = ["list_models", "models_url"]
 
@@ -44,19 +43,22 @@ def list_models(resolved: Any) -> list[str]:
     """The endpoint's model names, sorted; `RequestError` (one line) when it cannot say."""
     import httpx
 
-    url = models_url(resolved.base_url)
-    shown = one_line(mask_url(redact(url, resolved.api_key)))
-    headers = dict(resolved.extra_headers)
-    if resolved.api_key:
-        headers["Authorization"] = f"Bearer {resolved.api_key.reveal()}"
+    from ._auth import SecretAuth
+
+    if resolved.key_problem:  # the key belongs to another host: never sent there
+        raise ConfigError(resolved.key_problem)
+    redactor = resolved.redactor()
+    url = models_url(resolved.base_url)  # credentials are not in it: they go in `auth`
+    shown = one_line(mask_url(redactor.text(url)))
+    auth = SecretAuth(resolved.api_key, resolved.extra_headers, resolved.userinfo)
     try:
-        response = httpx.get(url, headers=headers, timeout=resolved.timeout)
+        response = httpx.get(url, auth=auth, timeout=resolved.timeout)
     except httpx.HTTPError as exc:
         raise RequestError(
             f"Could not reach {shown}: {type(exc).__name__}. Check base_url with %chat_config."
         ) from None
     if response.status_code != 200:
-        text = one_line(redact(response.text, resolved.api_key), limit=200)
+        text = one_line(redactor.text(response.text, raw=True), limit=200)
         raise RequestError(
             f"{response.status_code} from {shown}: {text or 'no message'}. Not every server lists "
             "its models; the model setting can name one anyway."
