@@ -61,8 +61,9 @@ def _respond(mode: str, stream: bool, secret: str) -> tuple[int, str, bytes]:
     if place == "text":  # an error page that is not JSON, holding the escaped JSON of the key
         body = _json_raw({"detail": "@SECRET@"}, form, secret)
         return 500, "text/plain", f"Internal error while handling {body}".encode()
-    if place == "detail":  # FastAPI-style detail list, dumped and cut at 300: inside the key
-        detail = [{"loc": ["header", "authorization"], "msg": "x" * 220, "input": "@SECRET@"}]
+    if place == "detail":  # FastAPI-style detail list; the message is cut inside the key
+        message = "x" * 195 + " @SECRET@"
+        detail = [{"loc": ["header", "authorization"], "msg": message, "input": "@SECRET@"}]
         return 422, "application/json", _json_raw({"detail": detail}, form, secret).encode()
     if place == "prefix":  # the key cut short, as a log line would
         message = f"invalid key {secret[:20]}..."
