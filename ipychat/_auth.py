@@ -19,6 +19,13 @@ from ._secrets import Secret
 __all__ = ["SecretAuth"]
 
 
+def _ascii(secret: Secret) -> str:
+    """The value, if HTTP can carry it (httpx would send other text as UTF-8 bytes)."""
+    text = secret.reveal()
+    text.encode("ascii")  # raises UnicodeEncodeError, turned into one line by the caller
+    return text
+
+
 class SecretAuth(httpx.Auth):
     """`Authorization: Bearer <key>` (or Basic from URL credentials) plus secret headers."""
 
@@ -48,9 +55,9 @@ class SecretAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         try:
             for name, value in self._headers.items():
-                request.headers[name] = value.reveal()
+                request.headers[name] = _ascii(value)
             if self._api_key:
-                request.headers["Authorization"] = "Bearer " + self._api_key.reveal()
+                request.headers["Authorization"] = "Bearer " + _ascii(self._api_key)
             elif self._userinfo:
                 pair = unquote(self._userinfo.reveal()).encode("utf-8")
                 request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()

@@ -220,6 +220,19 @@ class Settings:
         if layer not in WRITABLE:
             raise ValueError(f"layer must be one of {WRITABLE}, not {layer!r}.")
 
+    def adopt(self, other: Settings, layer: str = "set") -> None:
+        """Take `other`'s values of `layer`, with the hosts its keys were set for.
+
+        For `%reload_ext`: re-setting the values with `set()` would bind a key to the current
+        base URL, and so accept a key that was held back for another host.
+        """
+        self._check_layer(layer)
+        self._layers[layer] = copy.deepcopy(other._layers[layer])
+        if layer in other._key_host:
+            self._key_host[layer] = other._key_host[layer]
+        else:
+            self._key_host.pop(layer, None)
+
     def reset(self) -> None:
         """Forget everything set at run time: back to defaults, file, environment and config."""
         self._layers["set"].clear()

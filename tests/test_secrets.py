@@ -417,3 +417,110 @@ def test_reprs_errors_logs_and_tracebacks(
     assert "HTTP Request: POST" in seen[-1] and "retrying in" in seen[-1], "logs were captured"
     for index, text in enumerate(seen):
         assert_clean(text, f"item {index}")
+
+
+# -- echoed in every form, under %xmode Verbose, into a saved notebook and an export -------------
+
+ECHO_KEY = "sk-proj/Zx8Qc1e5b2d4f60Wq7/Lm3"  # holds "/" so PHP's escaping changes it
+BAD_KEY = "sk-proj–Zx8Qc1e5b2d4f60Wq7Lm3"  # an en dash from copy and paste
+ECHO_MODES = [
+    "error-php",
+    "error-u",
+    "text-u",
+    "detail-plain",
+    "prefix-plain",
+    "stream-php",
+    "stream-u",
+    "dataline-u",
+    "content-php",
+    "content-u",
+]
+
+
+def assert_no_fragment(text: str, where: str, secret: str) -> None:
+    from ipychat._secrets import unescape_json_text
+
+    for view in (text, unescape_json_text(text)):
+        for i in range(len(secret) - 7):
+            fragment = secret[i : i + 8]
+            if fragment in view:
+                raise AssertionError(f"{fragment!r} leaked into {where}: {_around(view, fragment)}")
+
+
+def test_echoed_key_in_every_form_leaves_no_fragment_in_the_saved_notebook(tmp_path):
+    """IPYCHAT_API_KEY, a server echoing it in every place and form, %xmode Verbose on."""
+    with echo_server() as (url, received):
+        cells = ["%load_ext ipychat\n%xmode Verbose\n%chat_config max_retries=0"]
+        for mode in ECHO_MODES:
+            cells.append(f"%chat_config base_url={url}/{mode}/v1")
+            cells.append(f"%%chat\nhello {mode}")
+            if mode.startswith("content"):
+                cells.append(f"%%chat --no-stream\nhello {mode} whole")
+                cells.append("_chat")
+        cells += [
+            "_chat.to_dict()",
+            "%chat_config",
+            "%chat_config --history",
+            "import os\nbad = os.environ['BAD_KEY_SOURCE']\n%chat_config api_key={bad}",
+            '%chat_config extra_headers={"X-Note": "caf\\u00e9 \\u2013 bar"}',
+            "%chat_config --export history.json\nprint(open('history.json').read())",
+        ]
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+        km = AsyncKernelManager(
+            kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(tmp_path)
+        )
+        resources = {"metadata": {"path": str(tmp_path)}}
+        client = NotebookClient(nb, km=km, timeout=60, allow_errors=True, resources=resources)
+        env = {"IPYCHAT_API_KEY": ECHO_KEY, "BAD_KEY_SOURCE": BAD_KEY}
+        client.execute(env=kernel_env(tmp_path, **env))
+    assert len(received) >= len(ECHO_MODES), "every echo mode was asked"
+    assert all(r["authorization"] == f"Bearer {ECHO_KEY}" for r in received), "the key was sent"
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    saved = path.read_text(encoding="utf-8")
+    assert_no_fragment(saved, "the saved notebook", ECHO_KEY)
+    assert_no_fragment(saved, "the saved notebook", BAD_KEY)
+    export = (tmp_path / "history.json").read_text(encoding="utf-8")
+    assert_no_fragment(export, "the JSON export", ECHO_KEY)
+    assert json.loads(export)["messages"], "the export kept the data"
+    outputs = {cell.source: json.dumps(cell.outputs) for cell in nb.cells}
+    assert "****/Lm3" in saved, "the echoes came back masked"
+    for source in cells[-3:-1]:  # the non-ASCII key and header: one line each, no traceback
+        text = outputs[source]
+        assert "UsageError" in text and "not ASCII" in text, text
+        assert "Traceback" not in text and "UnicodeEncodeError" not in text, text
+
+
+def test_provider_and_rebound_keys_never_reach_another_host(server, tmp_path):
+    """OPENAI_API_KEY never reaches a loopback base_url; IPYCHAT_API_KEY stays with its host."""
+    kernel = Kernel.start(tmp_path, OPENAI_API_KEY=CANARY)
+    try:
+        server.clear()
+        setup = kernel.run(f"%load_ext ipychat\n%chat_config base_url={server.base_url}")
+        assert setup.status == "ok", setup.text()
+        result = kernel.run("%%chat\nhello")
+        assert result.status == "ok", result.text()
+        assert server.requests[-1].headers.get("authorization") is None
+        table = kernel.run("%chat_config")
+        assert "OPENAI_API_KEY" in table.text()
+        assert_clean(setup.text() + result.text() + table.text(), "the OPENAI_API_KEY kernel")
+    finally:
+        kernel.shutdown()
+
+    kernel = Kernel.start(tmp_path, IPYCHAT_API_KEY=CANARY)
+    try:
+        server.clear()
+        other_host = server.base_url.replace("127.0.0.1", "localhost")
+        kernel.run(f"%load_ext ipychat\n%chat_config base_url={other_host}")
+        refused = kernel.run("%%chat\nhello")
+        assert refused.reply["content"]["ename"] == "UsageError", refused.text()
+        assert "Not sending the API key" in refused.text() and "localhost" in refused.text()
+        assert not server.requests, "nothing was sent"
+        answer = run_with_input(kernel, "%chat_config --api-key", CANARY)  # confirm for this host
+        assert f"api_key set ({MASKED})" in answer.stdout
+        assert kernel.run("%%chat\nhello").status == "ok"
+        assert server.requests[-1].headers["authorization"] == f"Bearer {CANARY}"
+        assert_clean(refused.text() + answer.text(), "the refusal")
+    finally:
+        kernel.shutdown()
