@@ -261,7 +261,11 @@ def undo(magics: ChatMagics, args: Namespace) -> None:
 def export(magics: ChatMagics, args: Namespace) -> None:
     conversation = _session(magics, args)
     path = Path(args.export).expanduser()
-    text = conversation.to_markdown() if path.suffix == ".md" else conversation.to_json()
+    redactor = magics.settings.redactor()  # e.g. a key the user pasted into a prompt
+    if path.suffix == ".md":
+        text = redactor.text(conversation.to_markdown())
+    else:
+        text = conversation.to_json(redact=redactor.json)
     path.write_text(text, encoding="utf-8")
     print(f"Wrote {len(conversation)} exchanges of {conversation.name!r} to {path}.")
 

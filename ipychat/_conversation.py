@@ -255,8 +255,17 @@ class Conversation:
             "messages": [m.to_dict() for m in self.messages],
         }
 
-    def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+    def to_json(
+        self, *, indent: int | None = 2, redact: Callable[[Any], Any] | None = None
+    ) -> str:
+        """The conversation as JSON; `redact` (e.g. `settings.redactor().json`) masks secrets.
+
+        Replies are already redacted when they arrive; `redact` also covers what was sent,
+        such as a key pasted into a prompt. It is applied to the data, not to the JSON text,
+        so every escape stays valid.
+        """
+        data = self.to_dict()
+        return json.dumps(redact(data) if redact else data, indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: object) -> Conversation:

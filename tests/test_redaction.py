@@ -201,3 +201,17 @@ def test_stream_guard_passes_clean_text_through_untouched():
 def test_mask_url_hides_user_and_password():
     assert mask_url("https://u:p@h.example:8443/v1") == "https://****@h.example:8443/v1"
     assert mask_url("https://h.example/v1") == "https://h.example/v1"
+
+
+def test_json_export_keeps_the_data_with_secrets_masked(echo):
+    url, _ = echo
+    settings = _settings(f"{url}/content-plain/v1")
+    conversation = Conversation(name="export")
+    with ChatClient(settings) as client:
+        conversation.send(f"my key is {KEY}, keep it", client=client)  # pasted into a prompt
+    data = json.loads(conversation.to_json(redact=settings.redactor().json))
+    assert_no_fragment(json.dumps(data), "the JSON export")
+    user, assistant = data["messages"]
+    assert user["content"] == f"my key is {Secret(KEY).masked()}, keep it"
+    assert assistant["content"].startswith("you sent: Bearer ****")
+    assert assistant["meta"], "the reply's data is kept"
