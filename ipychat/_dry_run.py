@@ -1,6 +1,6 @@
 """`--dry-run`: the request a cell would send, shown exactly, with every secret masked.
 
-The request is built by the client itself (`ChatClient._prepare`, the same code that sends), so
+The request is built by the client itself (`ChatClient.prepare`, the same code that sends), so
 what is shown is what would go on the wire: method, URL, headers, JSON body. The API key and
 every `extra_headers` value are masked (they may be tokens), and so are credentials in the URL.
 Nothing is sent, nothing is recorded, no variable is set.
@@ -26,7 +26,7 @@ def mask_url(url: str) -> str:
 
 def describe(client: Any, messages: list[dict[str, str]], prompt: str, overrides: Any) -> str:
     """The request as text: `POST URL`, the headers, a blank line, the body as indented JSON."""
-    prepared = client._prepare(messages, prompt, overrides)
+    prepared = client.prepare(messages, prompt, overrides)
     lines = [f"POST {mask_url(prepared.url)}"]
     # Credentials are put on the request by the auth flow at send time: shown here masked.
     for name, value in {**prepared.headers, **prepared.auth.masked_headers()}.items():

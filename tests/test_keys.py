@@ -139,7 +139,7 @@ def test_credentials_are_added_at_send_time_and_nowhere_before(tmp_path):
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.headers["api-key"] == OTHER
     with ChatClient(settings) as client:
-        prepared = client._prepare([{"role": "user", "content": "x"}], "x", {})
+        prepared = client.prepare([{"role": "user", "content": "x"}], "x", {})
     assert "Authorization" not in prepared.headers and "api-key" not in prepared.headers
     for shown in (repr(prepared), repr(vars(prepared)), repr(prepared.auth)):
         assert KEY[4:12] not in shown and OTHER[4:12] not in shown

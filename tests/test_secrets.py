@@ -399,7 +399,7 @@ def test_reprs_errors_logs_and_tracebacks(
         repr(settings.describe()),
         repr(client),
         repr(vars(client)),
-        repr(client._prepare([{"role": "user", "content": "x"}], "x", {})),
+        repr(client.prepare([{"role": "user", "content": "x"}], "x", {})),
         repr(conversation),
         conversation.to_json(),
         conversation.to_markdown(),
