@@ -77,13 +77,18 @@ class SSEDecoder:
         self._pending = lines.pop()
         events: list[str | ServerSentEvent] = []
         buffered = self._data
+        plain = not (self._event or self._last_id)  # events go out as their data alone
         for line in lines:
             if line[:5] == "data:":  # the hot path: one data line, then a blank line
                 buffered.append(line[6:] if line[5:6] == " " else line[5:])
             elif not line and buffered:
-                self._dispatch(events)
+                if plain and len(buffered) == 1:
+                    events.append(buffered.pop())
+                else:
+                    self._dispatch(events)
             else:
                 self._process_line(line, events)
+                plain = not (self._event or self._last_id)
         return events
 
     def feed_end(self) -> list[str | ServerSentEvent]:

@@ -380,3 +380,17 @@ def test_one_character_trickle(kernel, server):
     assert result.of_type("update_display_data")[-1]["content"]["data"]["text/plain"].startswith(
         text
     )
+
+
+def test_a_server_that_closes_idle_connections_costs_no_retry(kernel, server):
+    """Real servers close keep-alive connections after a while; the next cell must not notice."""
+    server.push_fault(Fault("close_idle", seconds=0.2))
+    first = kernel.run(f"%%chat\n{PROMPT}")
+    assert first.status == "ok", first.text()
+    kernel.run("import time; time.sleep(0.6)")  # past the server's keep-alive timeout
+    server.clear()
+    result = kernel.run("%%chat\nnext")
+    assert result.status == "ok", result.text()
+    assert retry_notes(result) == [] and result.stderr == ""
+    assert len(server.requests) == 1
+    assert kernel.value("_chat.text") == "Echo: next"
