@@ -273,14 +273,21 @@ class ChatClient(_ClientBase):
     ) -> Iterator[Delta]:
         builder = out._builder
         while True:
+            if out.aborted:
+                raise KeyboardInterrupt
             trace = ConnectionTrace()
             try:
                 request = self._http_request(self._http, prepared, trace)
                 response = self._http.send(request, stream=True, auth=prepared.auth)
             except httpx.TransportError as exc:
+                if out.aborted:
+                    raise KeyboardInterrupt from None
                 self._wait(self._aftertransport_error(exc, trace, prepared))
                 continue
+            out._response = response
             try:
+                if out.aborted:
+                    raise KeyboardInterrupt
                 if response.status_code >= 300:
                     try:
                         text = self._text(response.read(), prepared)
@@ -305,13 +312,22 @@ class ChatClient(_ClientBase):
                     if not builder.done:
                         yield from feed.end()
                 except httpx.TransportError as exc:
+                    if out.aborted:
+                        raise KeyboardInterrupt from None
                     if not builder.done:
                         raise feed.broken(exc) from None
+                if out.aborted:  # the shut-down socket may read as a clean end
+                    raise KeyboardInterrupt
                 if self._resend_unstreamed(prepared, feed):
                     continue
                 out._reply = self._finish(builder, prepared)
                 return
+            except (httpx.TransportError, RequestError):
+                if out.aborted:
+                    raise KeyboardInterrupt from None
+                raise
             finally:
+                out._response = None
                 response.close()
 
 

@@ -170,14 +170,23 @@ class ChatMagics(Magics, SettingTraits):
             print(f"{request}\n(dry run: nothing was sent or recorded{note})")
             return None
         resolved = self.settings.resolve(**turn.overrides)
-        mode = "quiet" if args.quiet else self.display_mode
+        # The line magic returns its reply: IPython shows it only if it is not assigned.
+        mode = "quiet" if args.quiet or one_line else self.display_mode
         from ._display import make_view
+        from ._live import LiveStatus, run_exchange
 
-        view = make_view(mode, resolved.model, self.update_rate)
+        status = LiveStatus(resolved.model)
+        view = make_view(mode, status)
         saved = _saved_exchange(turn, resolved)
         self.cells.sending(turn.session.name)  # its old exchange there is this run's to replace
         try:
-            reply = turn.send(self.client, on_delta=view.update, schema=schema)
+            reply = run_exchange(
+                lambda client, on_delta: turn.send(client, on_delta=on_delta, schema=schema),
+                client=self.client,
+                view=view,
+                status=status,
+                rate=self.update_rate,
+            )
         except (ChatError, KeyboardInterrupt) as exc:
             partial = getattr(exc, "reply", None)
             if partial is None or not partial.text:

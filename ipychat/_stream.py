@@ -7,6 +7,8 @@ seconds without text, however many keep-alives arrive.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -157,6 +159,8 @@ class ReplyStream:
         self._builder = builder
         self._reply: Reply | None = None
         self._deltas: Any = iter(())
+        self._response: httpx.Response | None = None  # the one being read, for `abort`
+        self.aborted = False
 
     def __iter__(self) -> Iterator[Delta]:
         return self._deltas
@@ -170,6 +174,19 @@ class ReplyStream:
     def close(self) -> None:
         """Stop early: the generator's `finally` closes the HTTP response."""
         self._deltas.close()
+
+    def abort(self) -> None:
+        """Stop from another thread (Ctrl-C while a worker reads): iteration raises
+        KeyboardInterrupt, at once if a response is being read, else before anything more is
+        sent. Closing a socket does not wake a thread blocked reading it; shutting it down does.
+        """
+        self.aborted = True
+        response = self._response
+        stream = response.extensions.get("network_stream") if response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
 
     @property
     def reply(self) -> Reply:
