@@ -134,6 +134,7 @@ class NotebookView:
         self.reasoning: list[str] = []
         self.chars = 0  # characters of text and reasoning so far
         self.dirty = False  # text not shown yet
+        self.shown = False  # some text was shown
         self.display_id: str | None = None
         self.widgets: _Widgets | None = None
         self.spent = 0  # bytes sent so far
@@ -164,7 +165,8 @@ class NotebookView:
     def refresh(self, *, paused: bool = False) -> None:
         now = time.perf_counter()
         if self.dirty:
-            if self.display_id is None or paused or self._affordable(self._update_cost()):
+            first = not self.shown  # the first text shows at once, whatever the budget
+            if first or paused or self._affordable(self._update_cost()):
                 self._show()
         elif now - self.last_update >= self.tick_wait:
             self._tick(now)
@@ -222,6 +224,7 @@ class NotebookView:
 
     def _show(self) -> None:
         self.dirty = False
+        self.shown = True
         self.tick_wait = TICK_SHOW
         if self.widgets is None:
             whole = self._whole_html()

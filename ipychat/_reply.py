@@ -128,6 +128,16 @@ class Reply:
         """Plain data for export and analysis."""
         return asdict(self)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """What IPython prints for `%chat hi` in a terminal: the text, then its status line.
+
+        Model text never reaches a terminal raw: escapes and controls are shown, not obeyed.
+        """
+        from ._render import status_line
+        from ._safetext import one_line, terminal_safe
+
+        printer.text(f"{terminal_safe(self.text)}\n\n[{one_line(status_line(self))}]")
+
     def _repr_html_(self) -> str:
         from ._render import render_reply_html
 
