@@ -114,9 +114,16 @@ class TextView:
 
 
 class NullView:
-    """`--quiet`: nothing is shown; the reply only goes to variables."""
+    """`--quiet`, and the line magic, whose reply is returned rather than shown.
+
+    For the line magic (`exchange_only`), a recorded exchange is still saved, with no visible
+    text, so `%chat_config --restore` finds the turn in the notebook.
+    """
 
     updates = 0
+
+    def __init__(self, *, exchange_only: bool = False) -> None:
+        self.exchange_only = exchange_only
 
     def add(self, delta: Delta) -> None:
         pass
@@ -130,7 +137,12 @@ class NullView:
     def finish(
         self, reply: Reply, *, keep: bool = True, exchange: dict[str, Any] | None = None
     ) -> None:
-        pass
+        if self.exchange_only and exchange is not None and in_kernel():
+            from IPython.display import display
+
+            from ._exchange import MIME_TYPE
+
+            display({"text/plain": "", MIME_TYPE: exchange}, raw=True)
 
     def discard(self) -> None:
         pass
@@ -147,7 +159,10 @@ def in_kernel() -> bool:
 
 
 def make_view(mode: str, status: LiveStatus) -> ReplyView:
-    """`mode` is auto, widget, html, text or quiet; auto picks widget in a kernel."""
+    """`mode` is auto, widget, html, text, quiet or returned (the line magic's reply).
+
+    auto picks widget in a kernel and text elsewhere.
+    """
     if mode == "auto":
         mode = "widget" if in_kernel() else "text"
     if mode in ("widget", "html"):
@@ -156,4 +171,4 @@ def make_view(mode: str, status: LiveStatus) -> ReplyView:
         return NotebookView(status, widgets=mode == "widget")
     if mode == "text":
         return TextView()
-    return NullView()
+    return NullView(exchange_only=mode == "returned")

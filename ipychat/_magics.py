@@ -171,7 +171,7 @@ class ChatMagics(Magics, SettingTraits):
             return None
         resolved = self.settings.resolve(**turn.overrides)
         # The line magic returns its reply: IPython shows it only if it is not assigned.
-        mode = "quiet" if args.quiet or one_line else self.display_mode
+        mode = "quiet" if args.quiet else "returned" if one_line else self.display_mode
         from ._display import make_view
         from ._live import LiveStatus, run_exchange
 

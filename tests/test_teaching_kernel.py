@@ -38,7 +38,7 @@ def test_record_this_kernels_replies_then_replay_them(kernel, server, tmp_path: 
         kernel.run(f"%chat_config base_url={replay.base_url}")
         again = kernel.run("%%chat\nwhat is  a LIST?")
         kernel.run(f"%chat_config base_url={server.base_url}")
-    final = again.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
+    final = again.bundles()[-1]["text/plain"]
     assert final.startswith("Echo: What is a list?")
     missing = usage_error(kernel.run(f"%chat_config --record {tmp_path / 'no' / 'x.toml'}"))
     assert "its folder does not exist" in missing
@@ -50,7 +50,7 @@ def test_session_budget_refuses_in_one_line_and_the_status_shows_what_is_left(
     assert kernel.run("%chat_config max_requests_per_session=2").status == "ok"
     try:
         first = kernel.run("%%chat -s budgeted\nhello")
-        status = first.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
+        status = first.bundles()[-1]["text/plain"]
         assert "budget: 1/2 requests left" in status
         assert kernel.run("%%chat -s budgeted\nagain").status == "ok"
         asked = len(server.requests)

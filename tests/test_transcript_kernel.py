@@ -117,7 +117,7 @@ def test_the_final_output_carries_the_exchange_without_secrets(kernel, server):
     )
     code = f"%%chat -s notes --system 'Be brief.' -t 0.5\nmy key {CANARY}"
     result = run_cell(kernel, "cell-s", code)
-    final = result.of_type("update_display_data")[-1]["content"]["data"]
+    final = result.bundles()[-1]
     assert set(final) == {"text/html", "text/plain", MIME_TYPE}
     exchange = final[MIME_TYPE]
     assert exchange["session"] == "notes" and exchange["cell_id"] == "cell-s"
@@ -131,9 +131,9 @@ def test_the_final_output_carries_the_exchange_without_secrets(kernel, server):
     for secret in (CANARY, CANARY[3:15], HEADER, HEADER[4:16], "Authorization", "127.0.0.1"):
         assert secret not in text, secret
     one_shot = run_cell(kernel, "cell-o", "%%chat --no-history\nonce")
-    assert MIME_TYPE not in one_shot.of_type("update_display_data")[-1]["content"]["data"]
+    assert MIME_TYPE not in one_shot.bundles()[-1]
     line = run_cell(kernel, "cell-l", "r = %chat a line")
-    data = line.of_type("update_display_data")[-1]["content"]["data"]
+    data = line.bundles()[-1]
     assert data["text/plain"] == "" and data[MIME_TYPE]["user"] == "a line"
 
 
