@@ -27,6 +27,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ._render import (
+    _FENCE,  # the same fence rule as split_blocks
     STYLE_BODY,
     STYLE_REASONING,
     STYLE_STATUS,
@@ -45,6 +46,7 @@ __all__ = ["NotebookView", "static_bundle"]
 WIRE_BUDGET = 3.0  # bytes sent per byte of the final output, at most
 SWITCH = 6_000  # bytes of HTML from which the widget form is cheaper than re-sending it all
 FREEZE = 3_000  # characters of finished blocks that are frozen into a child of their own
+TAIL_MAX = 6_000  # characters: a longer unfinished block is cut at a line (or a space)
 WAIT_SHOW = 1.0  # seconds without text before "waiting" is shown (a quick failure shows none)
 TICK_SHOW = 1.0  # seconds between status-only updates while nothing new is shown
 # Bytes a message costs besides its payload (headers, ids), as measured in a kernel.
@@ -76,6 +78,19 @@ def static_bundle(reply: Reply, exchange: dict[str, Any] | None = None) -> dict[
 
         bundle[MIME_TYPE] = exchange
     return bundle
+
+
+def _open_fence(text: str) -> str:
+    """The opening line of the code block `text` ends inside, or "" (as `split_blocks` reads)."""
+    fence = opener_line = ""
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if fence:
+            if match and match[1][0] == fence[0] and len(match[1]) >= len(fence):
+                fence = "" if not line[match.end() :].strip() else fence
+        elif match:
+            fence, opener_line = match[1], line
+    return opener_line + "\n" if fence else ""
 
 
 def _status_html(text: str) -> str:
@@ -147,6 +162,7 @@ class NotebookView:
         self.reasoning_markdown = StreamingMarkdown()
         self.live_kind = "reasoning"  # which text the widget form's live tail belongs to
         self.live_from = 0  # where that tail starts in it
+        self.fence = ""  # the opening line of a code block the last freeze cut in two
 
     # -- the interface `_live` drives ----------------------------------------------------------
     def add(self, delta: Delta) -> None:
@@ -165,9 +181,9 @@ class NotebookView:
     def refresh(self, *, paused: bool = False) -> None:
         now = time.perf_counter()
         if self.dirty:
-            first = not self.shown  # the first text shows at once, whatever the budget
-            if first or paused or self._affordable(self._update_cost()):
-                self._show()
+            force = paused or not self.shown  # the first text shows at once, whatever the budget
+            if force or self._affordable(self._update_cost()):
+                self._show(force=force)
         elif now - self.last_update >= self.tick_wait:
             self._tick(now)
 
@@ -222,17 +238,20 @@ class NotebookView:
         self.updates += 1
         self.last_update = time.perf_counter()
 
-    def _show(self) -> None:
+    def _show(self, *, force: bool = False) -> None:
         self.dirty = False
         self.shown = True
         self.tick_wait = TICK_SHOW
-        if self.widgets is None:
-            whole = self._whole_html()
-            if self.use_widgets and len(whole) >= SWITCH and self._switch():
-                return
-            self._send({"text/html": whole})
+        if self.widgets is not None:
+            self._show_tail()
             return
-        self._show_tail()
+        if self.use_widgets and self.chars * self.ratio >= SWITCH:
+            if self._switch():
+                return
+            if not force:  # wait until the text has paid for the widgets
+                self.dirty = True
+                return
+        self._send({"text/html": self._whole_html()})
 
     def _tick(self, now: float) -> None:
         """Move the elapsed time: cheap in the widget form, backed off in the whole form."""
@@ -276,7 +295,6 @@ class NotebookView:
         """To the widget form, once the budget can pay for its widgets."""
         setup = sum(OPEN_COST.values()) + OPEN_COST["HTML"] + UPDATE_COST + 5 * CLOSE_COST
         if not self._affordable(setup):
-            self.dirty = True  # shown once the text has paid for the switch (or at a pause)
             return False
         self.widgets = _Widgets(self.status.text())
         self.spent += setup - 5 * CLOSE_COST
@@ -290,26 +308,31 @@ class NotebookView:
         widgets = self.widgets
         assert widgets is not None
         if self.live_kind == "reasoning" and self.text:  # the answer began: reasoning is done
-            self._freeze("".join(self.reasoning)[self.live_from :], reasoning=True)
-            self.live_kind, self.live_from = "answer", 0
-        source = "".join(self.text if self.live_kind == "answer" else self.reasoning)
-        tail = source[self.live_from :]
-        blocks = split_blocks(tail)
-        if len(blocks) > 1:
-            last = tail.rindex(blocks[-1])
-            if last >= FREEZE:
-                self._freeze(tail[:last], reasoning=self.live_kind == "reasoning")
-                self.live_from += last
-                tail = tail[last:]
-        body = markdown_to_html(tail)
-        if self.live_kind == "reasoning":
+            self._freeze(self.fence + "".join(self.reasoning)[self.live_from :], reasoning=True)
+            self.live_kind, self.live_from, self.fence = "answer", 0, ""
+        reasoning = self.live_kind == "reasoning"
+        tail = "".join(self.reasoning if reasoning else self.text)[self.live_from :]
+        source = self.fence + tail  # a code block cut in two goes on as code
+        blocks = split_blocks(source)
+        cut = source.rindex(blocks[-1]) if len(blocks) > 1 else 0
+        if cut < FREEZE and len(source) > TAIL_MAX:  # one long block: cut it at a line or space
+            at = max(source.rfind("\n", 0, len(source) - 1_000), 0)
+            at = at or max(source.rfind(" ", 0, len(source) - 1_000), 0)
+            cut = at if at > len(self.fence) else 0
+        if cut >= FREEZE or (cut and len(source) > TAIL_MAX):
+            self._freeze(source[:cut], reasoning=reasoning)
+            self.live_from += cut - len(self.fence)
+            self.fence = _open_fence(source[:cut])
+            source = self.fence + source[cut:].lstrip("\n")
+        body = markdown_to_html(source)
+        if reasoning:
             body = _reasoning_html(body)
         self._set(widgets.live, body)
         if time.perf_counter() - self.status_at >= TICK_SHOW:  # the elapsed time, now and then
             self._set(widgets.status, _status_html(self.status.text()))
             self.status_at = self.last_update
-        if tail:
-            self.ratio = max(1.0, len(body) / len(tail))
+        if source:
+            self.ratio = max(1.0, len(body) / len(source))
 
     def _freeze(self, text: str, *, reasoning: bool) -> None:
         if not text.strip():
