@@ -29,10 +29,10 @@ BUDGET = 0.25  # seconds one block may take between tokens before it is shown pl
 # The canonical name (Pygments' first alias) of every lexer a fence may use. Each is driven
 # with adversarial input by tests/test_highlight_lexers.py; add one only with that test.
 # Left out: lexers that pick a lexer for embedded code by name (markdown, rst), and those
-# whose single tokens take seconds on 5,000 characters (console, pycon, ini, matlab, make).
+# whose single tokens take seconds on 5,000 characters (console, pycon, ini, matlab, make, json5).
 LEXERS = frozenset(
     """
-    python pytb ipython javascript typescript jsx json json5 bash powershell
+    python pytb ipython javascript typescript jsx json bash powershell
     c cpp csharp java kotlin go rust swift ruby php perl splus julia lua sql postgresql mysql
     html xml css scss yaml toml docker cmake diff tex haskell ocaml elixir
     erlang clojure scheme dart objective-c fortran nimrod zig vim nginx protobuf graphql

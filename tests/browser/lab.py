@@ -888,3 +888,169 @@ def run_notebook_in_lab(
         seconds=time.monotonic() - t0,
         timings=timings,
     )
+
+
+# ---------------------------------------------------------------------------
+# A loopback "attacker": every request the page makes to it is logged
+# ---------------------------------------------------------------------------
+
+
+class AttackerServer:
+    """An HTTP server on 127.0.0.1 (free port) that logs every request and answers a 1x1 PNG.
+
+    Payloads point at ``url(name)``; ``hits()`` lists the paths requested so far.  Loopback,
+    so the harness's block of non-loopback hosts does not stop these requests: a test that
+    sees no hit proves the page never asked.  Use as a context manager.
+    """
+
+    PNG = bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+        "0000000d4944415478da63f8ffff3f0005fe02fea7d6a4a20000000049454e44ae426082"
+    )
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(owner.PNG)))
+                self.end_headers()
+                self.wfile.write(owner.PNG)
+
+            do_POST = do_HEAD = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def hits(self) -> list[str]:
+        return list(self.requests)
+
+    def __enter__(self) -> AttackerServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@dataclass
+class PageResult:
+    """What a page showed and did: for documents opened without running anything."""
+
+    flags: dict[str, Any]
+    dialogs: list[dict[str, str]]
+    external_requests: list[str]
+    html: str
+    text: str
+    math_elements: int
+    screenshot: Path | None
+
+
+def _watched_page(browser: Browser, external: list[str], dialogs: list[dict[str, str]]) -> Any:
+    """A fresh context and page: non-loopback requests blocked and listed, dialogs listed."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    context.route(NON_LOOPBACK_URL, lambda r: (external.append(r.request.url), r.abort()))
+    page = context.new_page()
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append({"type": dialog.type, "message": dialog.message})
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return context, page
+
+
+def _look(page: Page, selector: str, settle: float, screenshot: Path | str | None) -> dict:
+    page.wait_for_timeout(settle * 1000)
+    found = page.evaluate(
+        """(sel) => {
+          const nodes = Array.from(document.querySelectorAll(sel));
+          return {html: nodes.map((n) => n.innerHTML).join('\\n'),
+                  text: nodes.map((n) => n.innerText).join('\\n'),
+                  math: nodes.reduce((k, n) => k + n.querySelectorAll('math').length, 0)};
+        }""",
+        selector,
+    )
+    if screenshot is not None:
+        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    return found
+
+
+def open_in_lab(
+    lab: LabServer,
+    path: Path | str,
+    *,
+    browser: Browser,
+    factory: str = "Markdown Preview",
+    selector: str = ".jp-MarkdownViewer .jp-RenderedMarkdown",
+    settle: float = 2.0,
+    screenshot: Path | str | None = None,
+    timeout: float = 90.0,
+) -> PageResult:
+    """Open a file in JupyterLab with a document ``factory`` (e.g. the Markdown preview)."""
+    relpath = _relpath_in_root(lab, Path(path))
+    external: list[str] = []
+    dialogs: list[dict[str, str]] = []
+    context, page = _watched_page(browser, external, dialogs)
+    page.set_default_timeout(timeout * 1000)
+    try:
+        workspace = f"h{uuid.uuid4().hex[:12]}"  # a fresh workspace: nothing else reopens
+        url = f"{lab.url}/lab/workspaces/{workspace}?token={lab.token}"
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_function("() => !!window.jupyterapp && window.jupyterapp.shell")
+        page.evaluate(
+            "async ([path, factory]) => { await window.jupyterapp.restored;"
+            " await window.jupyterapp.commands.execute('docmanager:open', {path, factory}); }",
+            [relpath, factory],
+        )
+        page.locator(selector).first.wait_for()
+        found = _look(page, selector, settle, screenshot)
+        flags = page.evaluate(_JS_FLAGS)
+    finally:
+        with contextlib.suppress(Exception):
+            context.close()
+    return PageResult(
+        flags, dialogs, external, found["html"], found["text"], found["math"],
+        Path(screenshot) if screenshot else None,
+    )  # fmt: skip
+
+
+def open_html_file(
+    path: Path | str,
+    *,
+    browser: Browser,
+    selector: str = "body",
+    settle: float = 2.0,
+    screenshot: Path | str | None = None,
+) -> PageResult:
+    """Open a local HTML file (e.g. an nbconvert export) the way a person would."""
+    external: list[str] = []
+    dialogs: list[dict[str, str]] = []
+    context, page = _watched_page(browser, external, dialogs)
+    try:
+        page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        found = _look(page, selector, settle, screenshot)
+        flags = page.evaluate(_JS_FLAGS)
+    finally:
+        with contextlib.suppress(Exception):
+            context.close()
+    return PageResult(
+        flags, dialogs, external, found["html"], found["text"], found["math"],
+        Path(screenshot) if screenshot else None,
+    )  # fmt: skip
