@@ -105,7 +105,8 @@ class _ClientBase:
     def _after_status(self, response: httpx.Response, text: str, prepared: Prepared) -> float:
         status, url = response.status_code, prepared.url
         if status < 400:
-            error = redirect_error(status, url, response.headers.get("location"))
+            location = prepared.redactor.text(response.headers.get("location") or "")
+            error = redirect_error(status, url, location)  # a server may echo a key in it
             raise self._final(error, prepared)
         error = status_error(
             status,

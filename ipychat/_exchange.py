@@ -91,23 +91,10 @@ def secret_redactor(resolved: Any) -> Callable[[str], str]:
     """Masks the key, every `extra_headers` value and URL credentials of `resolved` settings.
 
     The exchange holds no field that carries them; this catches one pasted into a prompt or
-    echoed by a server into a reply.
+    echoed by a server into a reply. It is the settings' one redactor (`_secrets.Redactor`):
+    any run of 8 or more characters of a secret, escaped forms included.
     """
-    from urllib.parse import urlsplit
-
-    secrets = [resolved.api_key.reveal()] if resolved.api_key else []
-    secrets += [str(v) for v in (resolved.extra_headers or {}).values()]
-    parts = urlsplit(resolved.base_url)
-    secrets += [p for p in (parts.username, parts.password) if p]
-    secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, "****")
-        return text
-
-    return redact
+    return resolved.redactor().text
 
 
 def _scrub(value: Any, redact: Callable[[str], str]) -> Any:

@@ -279,3 +279,16 @@ def test_adopt_carries_run_time_values_with_their_key_bindings(tmp_path):
     assert new.resolve().key_problem is not None, "a reload does not confirm the key"
     new.set(base_url="https://a.example/v1")
     assert new.resolve().api_key == Secret(KEY)
+
+
+def test_a_redirect_that_echoes_the_key_shows_it_masked(tmp_path):
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"location": f"https://svc.example/v2?key={KEY}"})
+
+    settings = load(tmp_path)
+    settings.set(base_url="https://svc.example/v1", api_key=KEY, max_retries=0)
+    transport = httpx.MockTransport(answer)
+    with ChatClient(settings, transport=transport) as client, pytest.raises(ChatError) as info:
+        client.send([{"role": "user", "content": "hi"}])
+    assert "redirected to https://svc.example/v2?key=****cdef" in str(info.value)
+    assert KEY[:8] not in str(info.value)

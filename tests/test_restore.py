@@ -149,7 +149,7 @@ def test_notebook_path_from_the_front_end(tmp_path, monkeypatch):
 
 
 def test_exchange_json_holds_no_secret_and_reads_back():
-    from ipychat._config import Settings
+    from ipychat._config import Secret, Settings
 
     settings = Settings()
     settings.set(
@@ -175,7 +175,9 @@ def test_exchange_json_holds_no_secret_and_reads_back():
         assert secret not in text, secret
     assert data["parameters"] == {"model": "m", "temperature": 0.2, "stream": True}
     back = read_exchange(text)
-    assert (back.user, back.reply, back.session) == ("key ****", "the header was ****", "s")
+    masked_key, masked_header = Secret(CANARY).masked(), Secret(HEADER).masked()
+    assert back.user == f"key {masked_key}" and back.reply == f"the header was {masked_header}"
+    assert back.session == "s"
     assert back.meta["total_tokens"] == 3 and back.meta["elapsed"] == 0.5
 
 
