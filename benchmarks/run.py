@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import batch, kernel, load, memory, report, throughput, ttft
+from benchmarks import batch, kernel, load, memory, report, throughput, ttft, wire
 from benchmarks.common import Section, machine
 
 
@@ -35,6 +35,7 @@ class Sizes:
     ttft_requests: int  # requests per client and run in the time-to-first-token benchmark
     build_calls: int  # request builds timed per run in the memory benchmark
     batch_items: int  # requests per client and run in the batch benchmark
+    wire: tuple[tuple[int, ...], tuple[int, ...]]  # reply sizes and token rates streamed
     repeat: int
 
 
@@ -45,6 +46,7 @@ FULL = Sizes(
     ttft_requests=50,
     build_calls=20,
     batch_items=1_000,
+    wire=(wire.SIZES, wire.RATES),
     repeat=5,
 )
 QUICK = Sizes(
@@ -54,6 +56,7 @@ QUICK = Sizes(
     ttft_requests=10,
     build_calls=5,
     batch_items=48,
+    wire=((1_000,), (200,)),
     repeat=2,
 )
 
@@ -66,6 +69,8 @@ def _benchmarks(sizes: Sizes) -> list[tuple[str, Callable[[], Section]]]:
         ("ttft", lambda: ttft.run(sizes.ttft_requests, sizes.repeat)),
         ("memory", lambda: memory.run(sizes.turns, sizes.repeat, sizes.build_calls)),
         ("batch", lambda: batch.run(sizes.batch_items, sizes.repeat)),
+        # A 100 KB reply at 20 tokens a second takes 17 minutes: left out of the full run.
+        ("wire", lambda: wire.run(*sizes.wire, skip=frozenset({(100_000, 20)}))),
     ]
 
 
@@ -75,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, metavar="N", help="measured runs per benchmark")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument("--markdown", type=Path, metavar="PATH", help="also write the report")
+    parser.add_argument("--only", metavar="A,B", help="run only these benchmarks, e.g. load,wire")
     return parser
 
 
@@ -91,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()  # before the run: the code measured is the code at its start
     sections = []
     started = time.perf_counter()
+    only = set(args.only.split(",")) if args.only else None
     for name, bench in _benchmarks(sizes):
+        if only is not None and name not in only:
+            continue
         print(f"[{time.perf_counter() - started:6.1f} s] {name} ...", file=sys.stderr, flush=True)
         sections.append(bench())
     print(f"[{time.perf_counter() - started:6.1f} s] done", file=sys.stderr, flush=True)

@@ -157,7 +157,7 @@ def run(
     )
     return Section(
         key="wire",
-        title=f"6. Wire cost of a streamed reply ({repeat} run(s) each)",
+        title=f"7. Wire cost of a streamed reply ({repeat} run(s) each)",
         method=(
             "A Markdown reply (prose, lists, code) streamed by the bundled server at the given "
             "rate into `%%chat` in a real kernel. Received: every iopub message of the cell but "

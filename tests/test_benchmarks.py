@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "display", "load", "ttft", "memory", "batch")
+SECTIONS = ("throughput", "display", "load", "ttft", "memory", "batch", "wire")
 
 pytestmark = pytest.mark.kernel
 
@@ -69,7 +69,7 @@ def test_every_section_with_goals_and_machine(results: dict[str, Any]) -> None:
 def test_markdown_report_is_printed_and_written(results: dict[str, Any]) -> None:
     report = results["_markdown"]
     assert results["_stdout"].strip() == report.strip()
-    for title in ("## Goals", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+    for title in ("## Goals", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
         assert title in report
     assert "PASS" in report or "MISS" in report
     assert results["command"] in report
@@ -131,3 +131,10 @@ def test_batch_every_request_is_answered(results: dict[str, Any]) -> None:
         assert samples["done"] == [section["items"]] * section["repeat"], client
         assert all(value > 0 for value in samples["wall_s"] + samples["cpu_s"])
     assert section["ideal_wall_s"] > 0
+
+
+def test_wire_counts_more_than_the_final_output(results: dict[str, Any]) -> None:
+    for runs in results["wire"]["samples"].values():
+        for run in runs:
+            assert run["bytes"] > run["final_bytes"] > 0, "the final output is part of what is sent"
+            assert run["updates"] >= 1 and run["ratio"] == run["bytes"] / run["final_bytes"]

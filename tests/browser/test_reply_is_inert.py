@@ -34,13 +34,23 @@ NORMAL = (
 )
 
 
-def chat_notebook(path: Path, reply: str, prompt: str) -> Path:
+# Long enough to stream into the widget form (finished blocks sent once), ending with the table.
+PARAGRAPH = (
+    "Each element comes from the expression on the left, evaluated once for every item the "
+    "loop on the right produces; a condition at the end keeps only the items that pass it. "
+)
+LONG_NORMAL = NORMAL.split("| form")[0] + "".join(
+    f"Step {i}. {PARAGRAPH * 2}\n\n" for i in range(12)
+) + NORMAL[NORMAL.index("| form") :]
+
+
+def chat_notebook(path: Path, reply: str, prompt: str, delay: float = 0.08) -> Path:
     script = [{"prompt": prompt, "reply": reply, "reasoning": "Thinking about the answer."}]
     return write_notebook(
         path,
         [
             "import ipychat\n"
-            f"server = ipychat.serve(script={script!r}, token_delay=0.08, chunk_chars=7)\n"
+            f"server = ipychat.serve(script={script!r}, token_delay={delay}, chunk_chars=7)\n"
             "%load_ext ipychat\n"
             "%chat_config base_url={server.base_url}",
             f"%%chat\nPlease {prompt}.",
@@ -72,7 +82,9 @@ def test_hostile_streamed_reply_runs_nothing(lab_server, lab_browser, tmp_path):
 
 
 def test_normal_reply_streams_and_renders(lab_server, lab_browser, tmp_path):
-    nb = chat_notebook(tmp_path / "normal.ipynb", NORMAL, "explain list comprehensions")
+    nb = chat_notebook(
+        tmp_path / "normal.ipynb", LONG_NORMAL, "explain list comprehensions", delay=0.02
+    )
     shot, streaming_shot = tmp_path / "normal.png", tmp_path / "streaming.png"
     seen: dict[str, str] = {}
 
@@ -80,8 +92,9 @@ def test_normal_reply_streams_and_renders(lab_server, lab_browser, tmp_path):
         """The widget view shows part of the reply, with the streaming status, before the end."""
         status = page.locator(".jp-OutputArea-output .ipychat-status", has_text="streaming")
         status.first.wait_for(timeout=60_000)
-        code = page.locator(".jp-OutputArea-output pre", has_text="squares")  # halfway through
+        code = page.locator(".jp-OutputArea-output pre", has_text="squares")  # near the start
         code.first.wait_for(timeout=60_000)
+        page.locator(".jp-OutputArea-output .widget-html").first.wait_for(timeout=60_000)
         seen["text"] = page.locator(".jp-OutputArea-output").all_inner_texts()[0]
         seen["widget"] = str(page.locator(".jp-OutputArea-output .widget-html").count())
         page.screenshot(path=str(streaming_shot), full_page=True)
