@@ -35,6 +35,7 @@ from ._retry import (
     log_retry,
     retryable_status,
 )
+from ._sse import SSEDecoder
 from ._status import excerpt, redirect_error, status_error
 from ._stream import (
     AsyncReplyStream,
@@ -174,6 +175,10 @@ class _ClientBase:
         try:
             body = json.loads(text)
         except _JSON_ERRORS:
+            if prepared.stream and text.lstrip().startswith(("data:", ":", "event:")):
+                decoder = SSEDecoder()  # a stream labelled as JSON: read as one
+                builder.add_events(decoder.feed(text.encode()) + decoder.feed_end(), prepared.url)
+                return _ClientBase._finish(builder, prepared)
             raise APIStatusError(
                 f"200 from {prepared.url}, but the body is not JSON: "
                 f"{_excerpt(text, builder) if text.strip() else 'an empty body'}. "

@@ -127,6 +127,14 @@ def test_whole_bodies_without_a_reply_are_one_clear_error(body: object) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_a_stream_labelled_as_json_is_still_read() -> None:
+    body = sse(chunk("Hello"), chunk(" there", finish="stop"))
+    answer = httpx.Response(200, headers={"content-type": "application/json"}, content=body)
+    client, _, _ = make_client(Server(answer))
+    reply = client.send(MESSAGES)
+    assert reply.text == "Hello there" and reply.complete
+
+
 # -- any JSON anywhere -----------------------------------------------------------------------------
 
 _json = st.recursive(
