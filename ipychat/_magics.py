@@ -271,7 +271,9 @@ def _print_retry(notice: Any) -> None:
 
 _instance: ChatMagics | None = None
 _warned_taken = False
-_kept: dict[str, Any] = {}  # settings set in the kernel, kept from unload to the next load
+# The last instance's settings: their run-time values carry over to the next load, with the
+# hosts their keys were set for (re-setting them would bind a held-back key to the new URL).
+_kept: list[Any] = []
 
 
 def load(shell: Any) -> None:
@@ -283,9 +285,8 @@ def load(shell: Any) -> None:
     for problem in _instance.problems:
         print(f"ipychat: {one_line_error(problem)}", file=sys.stderr)
     if _kept:
-        _instance.settings.set(**_kept)
+        _instance.settings.adopt(_kept.pop())
         _instance.sync_traits()
-        _kept.clear()
     shell.register_magics(_instance)
     _instance.cells.register(shell)
     if protect_questions not in shell.input_transformers_cleanup:
@@ -320,7 +321,7 @@ def unload(shell: Any) -> None:
     global _instance
     if _instance is None:
         return
-    _kept.update(_instance.kept_settings())
+    _kept[:] = [_instance.settings]
     if protect_questions in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(protect_questions)
     from ._completion import unregister

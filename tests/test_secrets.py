@@ -517,10 +517,24 @@ def test_provider_and_rebound_keys_never_reach_another_host(server, tmp_path):
         assert refused.reply["content"]["ename"] == "UsageError", refused.text()
         assert "Not sending the API key" in refused.text() and "localhost" in refused.text()
         assert not server.requests, "nothing was sent"
-        answer = run_with_input(kernel, "%chat_config --api-key", CANARY)  # confirm for this host
-        assert f"api_key set ({MASKED})" in answer.stdout
+        assert kernel.run("%reload_ext ipychat").status == "ok"  # a reload confirms nothing
+        reloaded = kernel.run("%%chat\nhello")
+        assert "Not sending the API key" in reloaded.text() and not server.requests
+        runtime = "sk-runtime-0a1b2c3d4e5f6789"
+        answer = run_with_input(kernel, "%chat_config --api-key", runtime)  # for this host
+        assert "api_key set (****6789)" in answer.stdout
         assert kernel.run("%%chat\nhello").status == "ok"
-        assert server.requests[-1].headers["authorization"] == f"Bearer {CANARY}"
-        assert_clean(refused.text() + answer.text(), "the refusal")
+        assert server.requests[-1].headers["authorization"] == f"Bearer {runtime}"
+        # Back at 127.0.0.1 the key set for localhost is not sent: the environment's key for
+        # 127.0.0.1 is. A reload keeps that, with the host each key was set for.
+        kernel.run(f"%chat_config base_url={server.base_url}")
+        for code in ("pass", "%reload_ext ipychat"):
+            assert kernel.run(code).status == "ok"
+            back = kernel.run("%%chat\nhello")
+            assert back.status == "ok", back.text()
+            assert server.requests[-1].headers["authorization"] == f"Bearer {CANARY}"
+        shown = refused.text() + answer.text() + back.text()
+        assert_clean(shown, "the refusal")
+        assert runtime[:12] not in shown
     finally:
         kernel.shutdown()
