@@ -94,7 +94,11 @@ def _open_fence(text: str) -> str:
 
 
 def _status_html(text: str) -> str:
-    return f'<div class="ipychat-status" style="{STYLE_STATUS}">{html.escape(text)}</div>'
+    """The status line holds the server's model name: inert, so MathJax typesets none of it."""
+    from ._math import IGNORE_CLASS
+
+    escaped = html.escape(text)
+    return f'<div class="ipychat-status {IGNORE_CLASS}" style="{STYLE_STATUS}">{escaped}</div>'
 
 
 def _reasoning_html(body: str) -> str:

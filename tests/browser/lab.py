@@ -975,7 +975,15 @@ def _watched_page(browser: Browser, external: list[str], dialogs: list[dict[str,
     return context, page
 
 
-def _look(page: Page, selector: str, settle: float, screenshot: Path | str | None) -> dict:
+def _look(
+    page: Page,
+    selector: str,
+    settle: float,
+    screenshot: Path | str | None,
+    external: list[str],
+    dialogs: list[dict[str, str]],
+) -> PageResult:
+    """After `settle` seconds: what `selector` shows, the canaries, and a screenshot."""
     page.wait_for_timeout(settle * 1000)
     found = page.evaluate(
         """(sel) => {
@@ -989,7 +997,9 @@ def _look(page: Page, selector: str, settle: float, screenshot: Path | str | Non
     if screenshot is not None:
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
-    return found
+    shot = Path(screenshot) if screenshot is not None else None
+    flags = page.evaluate(_JS_FLAGS)
+    return PageResult(flags, dialogs, external, found["html"], found["text"], found["math"], shot)
 
 
 def open_in_lab(
@@ -1020,15 +1030,10 @@ def open_in_lab(
             [relpath, factory],
         )
         page.locator(selector).first.wait_for()
-        found = _look(page, selector, settle, screenshot)
-        flags = page.evaluate(_JS_FLAGS)
+        return _look(page, selector, settle, screenshot, external, dialogs)
     finally:
         with contextlib.suppress(Exception):
             context.close()
-    return PageResult(
-        flags, dialogs, external, found["html"], found["text"], found["math"],
-        Path(screenshot) if screenshot else None,
-    )  # fmt: skip
 
 
 def open_html_file(
@@ -1045,12 +1050,7 @@ def open_html_file(
     context, page = _watched_page(browser, external, dialogs)
     try:
         page.goto(Path(path).resolve().as_uri(), wait_until="load")
-        found = _look(page, selector, settle, screenshot)
-        flags = page.evaluate(_JS_FLAGS)
+        return _look(page, selector, settle, screenshot, external, dialogs)
     finally:
         with contextlib.suppress(Exception):
             context.close()
-    return PageResult(
-        flags, dialogs, external, found["html"], found["text"], found["math"],
-        Path(screenshot) if screenshot else None,
-    )  # fmt: skip
