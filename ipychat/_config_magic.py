@@ -197,11 +197,13 @@ def api_key(magics: ChatMagics, args: Namespace) -> None:
 
 @command("--save", kind="setting", help="Save settings to the user config file.")
 def save(magics: ChatMagics, args: Namespace) -> None:
-    # A key that came from the file itself is kept there: rewriting must not lose it.
-    kept = magics.settings.source("api_key") == "file"
-    path = magics.settings.save(include_api_key=args.with_key or kept)
-    key_note = " (with the API key)" if args.with_key or kept else " (without the API key)"
-    print(f"Saved settings to {path}{key_note}.")
+    """The file, config and kernel values (never the environment's); see `Settings.save`."""
+    path = magics.settings.save(include_api_key=args.with_key)
+    source = magics.settings.source("api_key")  # a key from the file is written back
+    note = " (with the API key)" if args.with_key or source == "file" else ""
+    if note == "" and source != "default":
+        note = " (without the API key; --with-key saves it)"
+    print(f"Saved settings to {path}{note}.")
 
 
 def _describe_one(magics: ChatMagics, name: str) -> str:

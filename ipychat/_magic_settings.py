@@ -1,15 +1,15 @@
 """The settings as traitlets: `%config ChatMagics.model = ...` and `ipython_config.py`.
 
 Each trait mirrors one setting into `Settings` (None means "not set here", so the defaults,
-the config file and the environment apply). A bad value from IPython's config is skipped at
-load and reported as a problem, like a bad line in the config file, instead of stopping
-`%load_ext`. `%chat_config --reset` keeps IPython's config: it is configuration, not a value
-typed in the kernel.
+the config file and the environment apply); a trait's value goes to the settings' "config"
+layer, below what `%chat_config` sets in the kernel. A bad value from IPython's config is
+skipped at load and reported as a problem, like a bad line in the config file, instead of
+stopping `%load_ext`. `%chat_config --reset` keeps IPython's config: it is configuration, not
+a value typed in the kernel.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, Union, observe
@@ -76,24 +76,12 @@ class SettingTraits(Configurable):
     def reset_settings(self) -> None:
         """`%chat_config --reset`: drop what was set in the kernel, keep IPython's config.
 
-        Values from `ipython_config.py` (`c.ChatMagics.model = ...`) and `%config` are
-        configuration, like the config file: they apply again after the reset.
+        Values from `ipython_config.py` (`c.ChatMagics.model = ...`) and `%config` live in the
+        settings' "config" layer, which `Settings.reset()` keeps: they are configuration, like
+        the config file.
         """
         self.settings.reset()
-        configured = self.config.get("ChatMagics", {})
-        for name in TRAIT_SETTINGS:
-            if configured.get(name) is not None:
-                with suppress(ConfigError):  # reported at load, skipped then and now
-                    self.settings.set(**{name: configured[name]})
         self.sync_traits()
-
-    def kept_settings(self) -> dict[str, Any]:
-        """The values set in this kernel, to carry over a `%reload_ext ipychat`."""
-        return {
-            key: self.settings.get(key)
-            for key in self.settings.KEYS
-            if self.settings.source(key) == "set"
-        }
 
     # -- traitlets <-> settings ----------------------------------------------------------------
     @trait_validate(*TRAIT_SETTINGS)
@@ -114,9 +102,9 @@ class SettingTraits(Configurable):
         if getattr(self, "_syncing", False):
             return
         if change["new"] is None:
-            self.settings.unset(change["name"])
+            self.settings.unset(change["name"], layer="config")
         else:
-            self.settings.set(**{change["name"]: change["new"]})
+            self.settings.set(layer="config", **{change["name"]: change["new"]})
 
     def sync_traits(self) -> None:
         """After %chat_config changed settings, show the same values through %config."""

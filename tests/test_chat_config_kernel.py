@@ -78,6 +78,25 @@ def test_reset_keeps_ipython_config(kernel, server):
         kernel.run("get_ipython().config.ChatMagics.pop('model', None)\n%chat_config --reset")
 
 
+def test_bad_config_file_and_env_are_one_line_each_and_the_magics_load(
+    kernel, server, config_file
+):
+    config_file.write_text('temperature = 5\nmodel = "file-model"\nbogus = 1\n[broken\n')
+    result = kernel.run("%reload_ext ipychat")
+    assert result.status == "ok", result.text()
+    assert "Traceback" not in result.text()
+    problems = result.stderr.strip().splitlines()
+    assert len(problems) == 1 and str(config_file) in problems[0] and "TOML" in problems[0]
+    config_file.write_text('temperature = 5\nmodel = "file-model"\nbogus = 1\n')
+    result = kernel.run("%reload_ext ipychat")
+    problems = result.stderr.strip().splitlines()
+    assert len(problems) == 2, problems
+    assert all(line.startswith("ipychat: In the config file") for line in problems)
+    assert "temperature" in problems[0] and "'bogus'" in problems[1]
+    assert shown(kernel, "%chat_config model") == "model = 'file-model' (from file)\n"
+    assert kernel.run("%%chat\nstill works").status == "ok"
+
+
 def test_bad_ipython_config_is_one_line_and_the_magics_load(kernel, server):
     try:
         kernel.run("get_ipython().config.ChatMagics.temperature = 5.0")
@@ -98,9 +117,10 @@ def test_bad_ipython_config_is_one_line_and_the_magics_load(kernel, server):
 
 # -- combinations ------------------------------------------------------------------------------
 def test_settings_then_save_in_the_stated_order(kernel, server, config_file):
-    out = shown(kernel, "%chat_config --save model=saved-model")
-    assert "without the API key" in out
-    assert 'model = "saved-model"' in config_file.read_text()
+    out = shown(kernel, "%chat_config --save model=saved-model api_key=sk-not-saved-123456")
+    assert f"Saved settings to {config_file} (without the API key; --with-key saves it)." in out
+    saved = config_file.read_text()
+    assert 'model = "saved-model"' in saved and "sk-not-saved" not in saved
 
 
 def test_a_failing_step_stops_the_line_before_save(kernel, server, config_file):
