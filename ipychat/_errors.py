@@ -5,9 +5,10 @@
     ├── ConversationError      the messages break the role rules, or a history file is invalid
     └── RequestError           sending the request failed
         ├── ConnectError       no connection could be made (refused, DNS, TLS)
-        ├── TimeoutError       connect or read timed out, or no text came for `idle_timeout`
+        ├── TimeoutError       no connection or no answer within `timeout`
         ├── APIStatusError     the server answered with an HTTP error status
-        └── StreamError        the stream broke: dropped, an in-stream error, bad data
+        └── StreamError        the stream broke: dropped, stalled, an in-stream error, bad
+                               data, or only keep-alives for `idle_timeout`
 
 Each message is one line that says what went wrong and what to do next, in terms of the plain
 Python API: settings by name, never magics or cells. `setting` names the setting that decides
@@ -72,7 +73,8 @@ class ConnectError(RequestError):
 
 
 class TimeoutError(RequestError):  # the name mirrors httpx; import it as ipychat.TimeoutError
-    """The server took longer than `timeout` to answer, or sent no text for `idle_timeout`."""
+    """No connection, or no answer, within `timeout` (a stream's answer also ends at
+    `idle_timeout` when that is shorter)."""
 
 
 class APIStatusError(RequestError):
@@ -104,4 +106,6 @@ class APIStatusError(RequestError):
 
 
 class StreamError(APIStatusError):
-    """The stream broke after it started: dropped connection, in-stream error or bad data."""
+    """The answer broke after it started: dropped, stalled, an in-stream error, bad data, or a
+    stream that sent only keep-alives for `idle_timeout` seconds. `reply` holds the text so far.
+    """
