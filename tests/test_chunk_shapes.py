@@ -277,3 +277,15 @@ def test_the_label_is_the_code_unless_it_only_repeats_the_status(
 def test_fastapi_validation_lists_read_as_sentences() -> None:
     body = {"detail": [{"loc": ["body", "temperature"], "msg": "too high", "type": "x"}]}
     assert error_details(body, 422).message == "temperature: too high"
+
+
+def test_the_notebook_advice_comes_from_the_error_not_its_text() -> None:
+    from ipychat._advice import with_advice
+    from ipychat._errors import RequestError, TimeoutError
+
+    timeout = TimeoutError("No answer.", setting="timeout", suggested="120")
+    assert with_advice(timeout) == "No answer. Change it with %chat_config timeout=120."
+    overflow = APIStatusError("Too long.", status=400, setting="history_limit", overflow=True)
+    assert "%%chat --new" in with_advice(overflow) and "history_limit=4" in with_advice(overflow)
+    assert with_advice(APIStatusError("Bad key.", setting="api_key")).endswith("--api-key.")
+    assert with_advice(RequestError("Plain.", setting="base_url")) == "Plain."  # no value to give
