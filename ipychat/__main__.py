@@ -176,6 +176,11 @@ def _about(server: LocalServer, args: argparse.Namespace) -> list[str]:
             lines.append("  no network address found; find this machine's with `hostname -I`")
     if server.upstream is not None:
         lines.append(f"  relaying to {server.upstream.where}")
+        if server.students is None and not args.host.startswith("127."):
+            lines.append(
+                "  warning: anyone who can reach this server spends your key; "
+                "give out tokens with --students FILE"
+            )
     if server.recorder is not None:
         lines.append(f"  recording each exchange to {server.recorder.path}")
     if server.students is not None:

@@ -385,6 +385,9 @@ def test_host_all_interfaces_prints_addresses_students_can_use(monkeypatch: Any)
     monkeypatch.setattr(cli, "_lan_addresses", lambda: [])
     assert "hostname -I" in cli._about(server, args)[0]
     assert cli._about(server, SimpleNamespace(host="127.0.0.1")) == []
+    relay = SimpleNamespace(**{**vars(server), "upstream": SimpleNamespace(where="https://x")})
+    assert "spends your key" in cli._about(relay, args)[-1]
+    assert "spends your key" not in "".join(cli._about(relay, SimpleNamespace(host="127.0.0.1")))
 
 
 def test_pass_through_relays_errors_masks_the_key_and_records_only_replies(
