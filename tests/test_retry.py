@@ -127,7 +127,6 @@ def test_keepalives_alone_end_the_stream_after_idle_timeout(fresh: LocalServer) 
     fresh.push_fault(Fault("keepalive", after_chunks=2, seconds=10, every=0.1))
     client, _ = client_for(fresh, idle_timeout=0.5)
     alive: list[float] = []
-    started = time.monotonic()
     with client, pytest.raises(StreamError) as info:
         client.send(MESSAGES, on_alive=lambda: alive.append(time.monotonic()))
     error = info.value
@@ -138,7 +137,7 @@ def test_keepalives_alone_end_the_stream_after_idle_timeout(fresh: LocalServer) 
     assert error.setting == "idle_timeout" and error.suggested == "1"
     assert error.reply.text == "Echo: one " and error.reply.complete is False  # type: ignore[attr-defined]
     assert len(alive) >= 3, "each keep-alive is a sign of life"
-    assert time.monotonic() - started < 5, "it did not wait for the keep-alives to stop"
+    # Had it waited for the 10 s of keep-alives to end, the rest of the reply would have come.
     assert len(fresh.requests) == 1
 
 
