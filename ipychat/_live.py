@@ -131,16 +131,24 @@ class _Exchange:
 
     # -- the main thread ---------------------------------------------------------------------
     def show(self) -> None:
-        """Hand deltas to the view on the timer until the worker is done."""
+        """Hand deltas to the view on the timer until the worker is done.
+
+        After each update the thread sleeps out the interval whatever arrives (deltas pile up,
+        one update shows them all); only once it is due does it let the worker wake it, so the
+        first token after a quiet spell shows at once but a steady stream costs `rate` wakes a
+        second, not one per token.
+        """
         view = self.view
-        last_delta = time.perf_counter()
+        last_delta = due = time.perf_counter()
         while True:
-            if not self.deltas and not self.done:
-                self.idle = True
-                if not self.deltas:  # re-checked after raising the flag the worker reads
-                    self.wake.wait(self.interval if view.pending() else TICK)
-            elif not self.done:
-                self.wake.wait(self.interval)  # let deltas pile up: one update for them all
+            now = time.perf_counter()
+            if not self.done:
+                if now < due:
+                    self.wake.wait(due - now)  # the worker does not wake us before `due`
+                elif not self.deltas:
+                    self.idle = True
+                    if not self.deltas:  # re-checked after raising the flag the worker reads
+                        self.wake.wait(self.interval if view.pending() else TICK)
             self.idle = False
             self.wake.clear()
             done = self.done  # read before draining: after it, no delta can follow
@@ -153,6 +161,7 @@ class _Exchange:
             if done:
                 return
             view.refresh(paused=now - last_delta >= PAUSE)
+            due = now + self.interval
 
     def abort(self) -> None:
         self.aborted = True
