@@ -19,6 +19,7 @@ from traitlets.config import Configurable
 from ._config import GENERATION_KEYS
 from ._config import validate as validate_setting
 from ._errors import ConfigError
+from ._secrets import mask_url
 
 __all__ = ["OVERRIDES", "TRAIT_SETTINGS", "SettingTraits"]
 
@@ -112,6 +113,8 @@ class SettingTraits(Configurable):
         try:
             for name in TRAIT_SETTINGS:
                 value = self.settings.get(name) if self.settings.source(name) != "default" else None
+                if name == "base_url" and value is not None:  # user:password@ stays masked
+                    value = mask_url(str(value))
                 self.set_trait(name, value)
         finally:
             self._syncing = False

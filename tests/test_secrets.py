@@ -538,3 +538,24 @@ def test_provider_and_rebound_keys_never_reach_another_host(server, tmp_path):
         assert runtime[:12] not in shown
     finally:
         kernel.shutdown()
+
+
+def test_url_credentials_never_show_in_a_kernel(server, tmp_path):
+    """`user:password@` in base_url: masked in the table, %config and errors; sent as Basic."""
+    password = "pw-7f3a9c1e5b2d"
+    kernel = Kernel.start(tmp_path, URL_SOURCE=server.base_url.replace("://", f"://ann:{password}@"))
+    try:
+        server.clear()
+        outputs = [kernel.run("%load_ext ipychat\nimport os\nurl = os.environ['URL_SOURCE']")]
+        outputs.append(kernel.run("%chat_config base_url={url}"))
+        outputs.append(kernel.run("%%chat\nhello"))
+        assert outputs[-1].status == "ok", outputs[-1].text()
+        assert server.requests[-1].headers["authorization"].startswith("Basic ")
+        for code in ("%chat_config", "%config ChatMagics", "_chat", "%chat_config --save"):
+            outputs.append(kernel.run(code))
+            assert outputs[-1].status == "ok", outputs[-1].text()
+        assert "****@127.0.0.1" in outputs[3].text()
+        shown = "".join(o.text() for o in outputs)
+        assert password not in shown and "ann:" not in shown
+    finally:
+        kernel.shutdown()
