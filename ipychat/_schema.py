@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
-import difflib
 import json
 import math
 import re
@@ -280,6 +279,8 @@ def _check_str(key: str, value: object, *, empty_is_none: bool) -> str | None:
 
 def unknown(key: str) -> ConfigError:
     known = (*KEYS, "host")
+    import difflib  # only for a misspelt key: not at %load_ext
+
     guess = difflib.get_close_matches(key, known, n=1)
     hint = f" Did you mean {guess[0]!r}?" if guess else ""
     return ConfigError(f"Unknown setting {key!r}.{hint} Known settings: {', '.join(known)}.")

@@ -21,11 +21,6 @@ from ._errors import ConfigError
 from ._schema import parse_value, validate
 from ._secrets import Secret
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 __all__ = ["PROVIDER_KEYS", "ProviderKey", "config_path", "host_of", "read_env", "read_file"]
 
 ENV_VARS = {
@@ -87,13 +82,18 @@ def read_file(path: Path, problems: list[str]) -> dict[str, object]:
     """The valid settings of the config file; what is wrong with it goes to `problems`."""
     try:
         with open(path, "rb") as file:
+            # Imported here: `%load_ext` with no config file does not pay for the TOML parser.
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - exercised on 3.10 only
+                import tomli as tomllib
             data = tomllib.load(file)
     except FileNotFoundError:
         return {}
     except OSError as exc:
         problems.append(f"Cannot read the config file {path}: {exc.strerror or exc}; not used.")
         return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         problems.append(f"The config file {path} is not valid TOML ({exc}); not used.")
         return {}
     if "host" in data and "base_url" in data:
