@@ -226,3 +226,20 @@ def test_a_partial_reply_is_recorded_with_the_cells_changes(kernel, server):
     assert "partial reply" in line
     assert kernel.value("ipychat.sessions.get().system") == "Partial."
     assert kernel.value("len(ipychat.sessions.get())") == 1
+
+
+# -- what reaches a terminal -------------------------------------------------------------------
+HOSTILE = "bad \x1b]0;pwned\x07 title\x1b[2J and\nmore \u202elines"
+
+
+def test_error_lines_and_retry_notices_show_controls_instead_of_obeying_them(kernel, server):
+    kernel.run("%chat_config max_retries=1")
+    body = {"error": {"message": HOSTILE}}
+    server.push_fault(Fault("status", status=503, body=body, headers={"Retry-After": "0"}))
+    server.push_fault(Fault("status", status=400, body=body))
+    result = kernel.run("%%chat\nhi")
+    line = usage_error(result)
+    for text in (line, result.stderr):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, text
+    assert "\\x1b]0;pwned\\x07" in line and "\n" not in line.strip()
+    assert "retrying" in result.stderr and "\\x1b" in result.stderr
