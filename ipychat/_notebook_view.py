@@ -151,7 +151,7 @@ class NotebookView:
         self.use_widgets = widgets
         self.text: list[str] = []
         self.reasoning: list[str] = []
-        self.chars = 0  # characters of text and reasoning so far
+        self.text_chars = self.reasoning_chars = 0  # characters so far
         self.dirty = False  # text not shown yet
         self.shown = False  # some text was shown
         self.display_id: str | None = None
@@ -173,10 +173,10 @@ class NotebookView:
         content, reasoning = delta
         if content:
             self.text.append(content)
-            self.chars += len(content)
+            self.text_chars += len(content)
         if reasoning:
             self.reasoning.append(reasoning)
-            self.chars += len(reasoning)
+            self.reasoning_chars += len(reasoning)
         self.dirty = True
 
     def pending(self) -> bool:
@@ -224,9 +224,13 @@ class NotebookView:
             return UPDATE_COST + int(self.chars * self.ratio) + 500
         return UPDATE_COST + int(self._live_chars() * self.ratio)
 
+    @property
+    def chars(self) -> int:
+        return self.text_chars + self.reasoning_chars
+
     def _live_chars(self) -> int:
-        parts = self.reasoning if self.live_kind == "reasoning" else self.text
-        return sum(map(len, parts)) - self.live_from
+        done = self.reasoning_chars if self.live_kind == "reasoning" else self.text_chars
+        return done - self.live_from
 
     # -- sending -----------------------------------------------------------------------------
     def _send(self, bundle: dict[str, Any]) -> None:
