@@ -44,10 +44,9 @@ class LogEntry:
 
     def __init__(self, client: str, body: object) -> None:
         self.started = time.perf_counter()
-        self.clock = time.strftime("%H:%M:%S")
+        self.at = time.time()  # formatted only if a line is written
         self.client = client
-        model = body.get("model") if isinstance(body, dict) else None
-        self.model = one_line(model, 40) if isinstance(model, str) and model else "-"
+        self.body = body
         self.student: int | None = None
         self.status = 200
         self.usage: dict[str, int] | None = None
@@ -59,8 +58,11 @@ class LogEntry:
         if self.usage:
             tokens = f"{self.usage['prompt_tokens']}+{self.usage['completion_tokens']} tokens"
         seconds = time.perf_counter() - self.started
+        model = self.body.get("model") if isinstance(self.body, dict) else None
+        model = one_line(model, 40) if isinstance(model, str) and model else "-"
+        clock = time.strftime("%H:%M:%S", time.localtime(self.at))
         return (
-            f"{self.clock} {who} {self.model} {tokens} "
+            f"{clock} {who} {model} {tokens} "
             f"{self.status} {self.outcome} {seconds:.2f}s"
         )
 
@@ -234,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
         self.start_stream(close=kind is not None and kind.closes)
         owner, reply = self.server.owner, completion.reply
         out = ChunkedWriter(self.wfile, self.server.stopping)
-        out.send(completion.delta({"role": "assistant", "content": ""}))
+        out.send(completion.role())
         events = [completion.reasoning(text) for text in reply.reasoning]
         events += [completion.content(text) for text in reply.content]
         inject = fault.after_chunks if kind is not None and kind.in_stream is not None else -1

@@ -47,6 +47,10 @@ class Completion:
         choice = {"index": 0, "message": message, "finish_reason": self.reply.finish_reason}
         return {**self._head("chat.completion"), "choices": [choice], "usage": self.reply.usage}
 
+    def role(self) -> bytes:
+        """The first event: the assistant role with empty content."""
+        return b'%s{"role":"assistant","content":""}%s' % (self._open, self._close)
+
     def content(self, text: str) -> bytes:
         """One content token's event, cheap: only the text is JSON-encoded."""
         return b'%s{"content":%s}%s' % (self._open, dumps(text), self._close)
