@@ -4,7 +4,7 @@ IPython reads a trailing `word?` as a help request (`Object 'Python' not found.`
 transformer runs before the line magic is called. A cleanup transformer runs first: it turns a
 `%chat TEXT` / `%ipychat TEXT` line (also `x = %chat TEXT`, also indented inside a function)
 into the same `get_ipython().run_line_magic(...)` call IPython itself would make, so the `?`
-stays part of the message. `%chat?` and `%chat??` with no text stay help requests, and a
+stays part of the message. `%chat?`, `%chat??` and `%chat ?` with no text stay help requests, and a
 `%%chat` cell's body is never touched.
 """
 
@@ -26,11 +26,28 @@ def protect_questions(lines: list[str]) -> list[str]:
     if not lines or lines[0].lstrip().startswith("%%"):
         return lines
     out = []
+    quote = ""  # the triple quote of a string that spans lines, while inside one
     for line in lines:
-        match = _LINE.match(line)
-        if match is None or not match["args"].rstrip().endswith("?"):
+        match = None if quote else _LINE.match(line)
+        quote = _open_triple_quote(line, quote)
+        args = match["args"].rstrip() if match else ""
+        if not args.endswith("?") or not args.strip("?"):  # `%chat ??` stays a help request
             out.append(line)
             continue
         call = f"get_ipython().run_line_magic({match['name']!r}, {match['args']!r})"
         out.append(f"{match['indent']}{match['target'] or ''}{call}{match['end'] or ''}")
     return out
+
+
+def _open_triple_quote(line: str, quote: str) -> str:
+    """The triple quote still open after `line` ("" if none): a `%chat` line inside a
+    multi-line string is text, not a magic. Good enough for cells; not a tokenizer."""
+    for match in re.finditer(r'"""|\'\'\'|#', line):
+        token = match.group()
+        if not quote and token == "#":
+            break
+        if not quote:
+            quote = token
+        elif token == quote:
+            quote = ""
+    return quote
