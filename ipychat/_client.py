@@ -75,6 +75,7 @@ class _ClientBase:
         self._no_usage_option: set[str] = set()  # URLs that refused `stream_options`
 
     def prepare(self, messages: list[dict[str, str]], prompt: str, overrides: Any) -> Prepared:
+        """The request a call would send (`--dry-run` shows it), settings resolved and checked."""
         resolved = self.settings.resolve(**overrides)
         return prepare(resolved, messages, prompt, resolved.url not in self._no_usage_option)
 
@@ -94,7 +95,7 @@ class _ClientBase:
         )
 
     # -- what follows a failure: the wait before resending, or the error raised ----------------
-    def _aftertransport_error(
+    def _after_transport_error(
         self, exc: httpx.TransportError, trace: ConnectionTrace, prepared: Prepared
     ) -> float:
         if trace.reused and broke_before_answer(exc) and not prepared.fresh_resend:
@@ -288,7 +289,7 @@ class ChatClient(_ClientBase):
             except httpx.TransportError as exc:
                 if out.aborted:
                     raise KeyboardInterrupt from None
-                self._wait(self._aftertransport_error(exc, trace, prepared))
+                self._wait(self._after_transport_error(exc, trace, prepared))
                 continue
             out._response = response
             try:
@@ -406,7 +407,7 @@ class AsyncChatClient(_ClientBase):
                 request = self._http_request(self._http, prepared, trace.async_call)
                 response = await self._http.send(request, stream=True, auth=prepared.auth)
             except httpx.TransportError as exc:
-                await self._wait(self._aftertransport_error(exc, trace, prepared))
+                await self._wait(self._after_transport_error(exc, trace, prepared))
                 continue
             try:
                 if response.status_code >= 300:
