@@ -201,7 +201,9 @@ def save(magics: ChatMagics, args: Namespace) -> None:
     path = magics.settings.save(include_api_key=args.with_key)
     source = magics.settings.source("api_key")  # a key from the file is written back
     note = " (with the API key)" if args.with_key or source == "file" else ""
-    if note == "" and source != "default":
+    if source == "env":  # values from the environment are never saved, the key included
+        note = " (without the API key: it comes from the environment, which is not saved)"
+    elif note == "" and source != "default":
         note = " (without the API key; --with-key saves it)"
     print(f"Saved settings to {path}{note}.")
 
