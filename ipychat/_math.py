@@ -13,6 +13,9 @@ front end's typesetter must never see model text. Two parts:
   of MathML elements and attributes: no `href`, `style`, `class` or `id` (which `\\href`,
   `\\style`, `\\class` and `\\cssId` produce), lengths bounded, text escaped. Chromium, Firefox
   and Safari draw MathML natively, so math still shows as math with nothing typeset.
+
+`bracket_math` is the markdown-it rule for `\\(…\\)` and `\\[…\\]` (CommonMark's escapes would
+eat their backslashes); `$…$` comes from mdit-py-plugins' dollarmath.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 
-__all__ = ["IGNORE_CLASS", "MAX_TEX", "inert_html", "math_html", "tex_to_mathml"]
+__all__ = ["IGNORE_CLASS", "MAX_TEX", "bracket_math", "inert_html", "math_html", "tex_to_mathml"]
 
 IGNORE_CLASS = "mathjax_ignore tex2jax_ignore"
 MAX_TEX = 2000  # characters of one formula; latex2mathml costs ~25 µs a character
@@ -145,3 +148,32 @@ def math_html(tex: str, display: bool, delimiters: tuple[str, str]) -> str:
         opening, closing = delimiters
         return f'<code class="ipychat-tex">{html.escape(opening + tex + closing)}</code>'
     return mathml
+
+
+def bracket_math(state: Any, silent: bool) -> bool:
+    """`\\(…\\)` (inline) and `\\[…\\]` (display) math, closed within the same paragraph.
+
+    An opener without its closer stays as written, backslash included.
+    """
+    src, pos = state.src, state.pos
+    if src[pos] != "\\" or pos + 1 >= state.posMax or src[pos + 1] not in "([":
+        return False
+    closer = "\\)" if src[pos + 1] == "(" else "\\]"
+    # Where the last closer is, once per paragraph: many openers and no closer stay linear.
+    key = ("ipychat_last", closer, state.posMax, src)
+    last = state.env.get(key)
+    if last is None:
+        last = state.env[key] = src.rfind(closer, 0, state.posMax)
+    end = src.find(closer, pos + 2, state.posMax) if last >= pos + 2 else -1
+    if end < 0 or not src[pos + 2 : end].strip():
+        # Not math: keep the backslash (CommonMark would drop it) as the model wrote it.
+        if not silent:
+            state.pending += src[pos : pos + 2]
+        state.pos += 2
+        return True
+    if not silent:
+        token = state.push("math_paren" if closer == "\\)" else "math_square", "math", 0)
+        token.content = src[pos + 2 : end]
+        token.markup = src[pos : pos + 2]
+    state.pos = end + 2
+    return True

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ._math import inert_html, math_html
+from ._math import bracket_math, inert_html, math_html
 from ._safetext import visible
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _parser() -> MarkdownIt:
         double_inline=True,
     )
     # `\(…\)` and `\[…\]` before CommonMark's backslash escapes eat their backslashes.
-    md.inline.ruler.before("escape", "math_bracket", _bracket_math)
+    md.inline.ruler.before("escape", "math_bracket", bracket_math)
     # Time checks between rules: a slow render stops at its allowance.
     md.block.ruler.before("table", "ipychat_deadline", _block_deadline)
     md.inline.ruler.before("text", "ipychat_deadline", _inline_deadline)
@@ -143,35 +143,6 @@ def _block_deadline(state: Any, start: int, end: int, silent: bool) -> bool:
 def _inline_deadline(state: Any, silent: bool) -> bool:
     _deadline(state)
     return False
-
-
-def _bracket_math(state: Any, silent: bool) -> bool:
-    """`\\(…\\)` (inline) and `\\[…\\]` (display) math, closed within the same paragraph.
-
-    An opener without its closer stays as written, backslash included.
-    """
-    src, pos = state.src, state.pos
-    if src[pos] != "\\" or pos + 1 >= state.posMax or src[pos + 1] not in "([":
-        return False
-    closer = "\\)" if src[pos + 1] == "(" else "\\]"
-    # Where the last closer is, once per paragraph: many openers and no closer stay linear.
-    key = ("ipychat_last", closer, src)
-    last = state.env.get(key)
-    if last is None:
-        last = state.env[key] = src.rfind(closer, 0, state.posMax)
-    end = src.find(closer, pos + 2, state.posMax) if last >= pos + 2 else -1
-    if end < 0 or not src[pos + 2 : end].strip():
-        # Not math: keep the backslash (CommonMark would drop it) as the model wrote it.
-        if not silent:
-            state.pending += src[pos : pos + 2]
-        state.pos += 2
-        return True
-    if not silent:
-        token = state.push("math_paren" if closer == "\\)" else "math_square", "math", 0)
-        token.content = src[pos + 2 : end]
-        token.markup = src[pos : pos + 2]
-    state.pos = end + 2
-    return True
 
 
 def _visible_link_text(state: Any) -> None:
