@@ -14,16 +14,16 @@ The parts: `_request` (what is sent), `_retry` (what is resent), `_transport` an
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 
-from ._chunks import Delta, ReplyBuilder
+from ._answer import body_text, broken_answer, completion, finish, streams
+from ._chunks import Delta
 from ._config import Settings
-from ._errors import APIStatusError, RequestError, StreamError
+from ._errors import APIStatusError, RequestError
 from ._reply import Reply
 from ._request import Prepared, builder_for, prepare
 from ._retry import (
@@ -35,28 +35,21 @@ from ._retry import (
     log_retry,
     retryable_status,
 )
-from ._sse import SSEDecoder
-from ._status import excerpt, redirect_error, status_error
+from ._status import redirect_error, status_error
 from ._stream import (
     AsyncReplyStream,
     Feed,
     ReplyStream,
-    incomplete_error,
     whole,
     without_frames,
     without_frames_async,
 )
-from ._transport import reason, retryable_transport, transport_error
+from ._transport import retryable_transport, transport_error
 
 __all__ = ["MAX_RETRY_AFTER", "AsyncChatClient", "ChatClient", "RetryNotice"]
 
 _JSON_ERRORS = (ValueError, RecursionError)
 _monotonic = time.monotonic
-
-
-def _excerpt(text: str, builder: ReplyBuilder) -> str:
-    """A body that is not JSON, in a few words: escaped echoes of a secret undone and masked."""
-    return excerpt(builder.redactor.text(text, raw=True))
 
 
 def _rejects_stream_options(error: APIStatusError) -> bool:
@@ -158,56 +151,6 @@ class _ClientBase:
         prepared.headers.pop("Accept", None)
         return True
 
-    # -- answers -------------------------------------------------------------------------------
-    @staticmethod
-    def _streams(response: httpx.Response, prepared: Prepared) -> bool:
-        """Read as a stream, or as one JSON body (also when a server answers `stream` so)."""
-        return prepared.stream and "json" not in response.headers.get("content-type", "")
-
-    @staticmethod
-    def _text(data: bytes, prepared: Prepared) -> str:
-        """A whole body as text. Not redacted here: masking raw JSON could break its escapes;
-        it is redacted once decoded, and errors leave without these frames (`without_frames`).
-        """
-        return data.decode("utf-8", "replace")
-
-    @staticmethod
-    def _completion(text: str, builder: ReplyBuilder, prepared: Prepared) -> Reply:
-        try:
-            body = json.loads(text)
-        except _JSON_ERRORS:
-            if prepared.stream and text.lstrip().startswith(("data:", ":", "event:")):
-                decoder = SSEDecoder()  # a stream labelled as JSON: read as one
-                builder.add_events(decoder.feed(text.encode()) + decoder.feed_end(), prepared.url)
-                return _ClientBase._finish(builder, prepared)
-            raise APIStatusError(
-                f"200 from {prepared.url}, but the body is not JSON: "
-                f"{_excerpt(text, builder) if text.strip() else 'an empty body'}. "
-                "Check that base_url is an OpenAI-compatible endpoint.",
-                url=prepared.url,
-                status=200,
-                setting="base_url",
-            ) from None
-        builder.add_completion(body, prepared.url)
-        return builder.build()
-
-    def _broken_answer(self, exc: httpx.TransportError, prepared: Prepared) -> RequestError:
-        """The connection broke while a whole (not streamed) answer was arriving."""
-        what = "stalled" if isinstance(exc, httpx.TimeoutException) else "broke off"
-        error = StreamError(
-            f"The answer from {prepared.url} {what} ({reason(exc)}); not resent, as the "
-            "server had started answering. Try again.",
-            url=prepared.url,
-        )
-        return self._final(error, prepared)
-
-    @staticmethod
-    def _finish(builder: ReplyBuilder, prepared: Prepared) -> Reply:
-        if builder.finish_reason is None:
-            raise incomplete_error(builder, prepared, "ended")
-        return builder.build(complete=True)
-
-
 
 class ChatClient(_ClientBase):
     """Synchronous client. Reuses one connection pool; close it (or use `with`) when done.
@@ -297,17 +240,17 @@ class ChatClient(_ClientBase):
                     raise KeyboardInterrupt
                 if response.status_code >= 300:
                     try:
-                        text = self._text(response.read(), prepared)
+                        text = body_text(response.read(), prepared)
                     except httpx.TransportError:
                         text = ""
                     self._wait(self._after_status(response, text, prepared))
                     continue
-                if not self._streams(response, prepared):
+                if not streams(response, prepared):
                     try:
-                        text = self._text(response.read(), prepared)
+                        text = body_text(response.read(), prepared)
                     except httpx.TransportError as exc:
-                        raise self._broken_answer(exc, prepared) from None
-                    out._reply = self._completion(text, builder, prepared)
+                        raise self._final(broken_answer(exc, prepared), prepared) from None
+                    out._reply = completion(text, builder, prepared)
                     yield from whole(out._reply)
                     return
                 feed = Feed(builder, prepared, on_alive)
@@ -327,7 +270,7 @@ class ChatClient(_ClientBase):
                     raise KeyboardInterrupt
                 if self._resend_unstreamed(prepared, feed):
                     continue
-                out._reply = self._finish(builder, prepared)
+                out._reply = finish(builder, prepared)
                 return
             except (httpx.TransportError, RequestError):
                 if out.aborted:
@@ -412,17 +355,17 @@ class AsyncChatClient(_ClientBase):
             try:
                 if response.status_code >= 300:
                     try:
-                        text = self._text(await response.aread(), prepared)
+                        text = body_text(await response.aread(), prepared)
                     except httpx.TransportError:
                         text = ""
                     await self._wait(self._after_status(response, text, prepared))
                     continue
-                if not self._streams(response, prepared):
+                if not streams(response, prepared):
                     try:
-                        text = self._text(await response.aread(), prepared)
+                        text = body_text(await response.aread(), prepared)
                     except httpx.TransportError as exc:
-                        raise self._broken_answer(exc, prepared) from None
-                    out._reply = self._completion(text, builder, prepared)
+                        raise self._final(broken_answer(exc, prepared), prepared) from None
+                    out._reply = completion(text, builder, prepared)
                     for delta in whole(out._reply):
                         yield delta
                     return
@@ -441,7 +384,7 @@ class AsyncChatClient(_ClientBase):
                         raise feed.broken(exc) from None
                 if self._resend_unstreamed(prepared, feed):
                     continue
-                out._reply = self._finish(builder, prepared)
+                out._reply = finish(builder, prepared)
                 return
             finally:
                 await response.aclose()
