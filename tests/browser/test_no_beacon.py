@@ -59,10 +59,19 @@ MATHS = (
 )
 
 
+# One 200,000-character line, in prose, in a fence and in a table: it must wrap.
+LONG = (
+    "WIDE" + "x" * 200_000 + "\n\n```\n" + "y" * 5_000 + "\n```\n\n"
+    "| a |\n|---|\n| " + "z" * 3_000 + " |\n"
+)
+FAST = {"time_to_first_token": 0.05, "tokens_per_second": 100.0, "tokens": 200}  # 2 s in all
+
+
 def notebook(path: Path, a: AttackerServer) -> Path:
     script = [
         {"prompt": "maths", "reply": MATHS},
         {"prompt": "hostile", "reply": hostile_reply(a)},
+        {"prompt": "long", "reply": LONG, "timing": FAST},
     ]
     model = f"$\\style{{cursor:url({a.url('model')}),auto}}{{\\,}}$"
     return write_notebook(
@@ -78,6 +87,7 @@ def notebook(path: Path, a: AttackerServer) -> Path:
             "_chat",
             "%chat_config --history",
             "%chat_config --export transcript.md",
+            "%%chat\nOne long line.",
         ],
     )
 
@@ -85,6 +95,14 @@ def notebook(path: Path, a: AttackerServer) -> Path:
 def output(res, words: str) -> int:
     """The index of the (first) output showing `words`."""
     return next(i for i, text in enumerate(res.outputs) if words in text)
+
+
+WIDTHS = """() => {
+  const out = Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+    .find((o) => o.innerText.includes('WIDE'));
+  const panel = document.querySelector('.jp-NotebookPanel');
+  return {output: out.scrollWidth, panel: panel.clientWidth};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +115,19 @@ def attacker():
 def ran(lab_server, lab_browser, attacker, tmp_path_factory):
     nb = notebook(tmp_path_factory.mktemp("beacon") / "beacon.ipynb", attacker)
     shot = tmp_path_factory.mktemp("shots") / "maths.png"
+    widths: dict[str, int] = {}
+
+    def measure(page) -> None:
+        """How wide the long-line output is, against the notebook's own width."""
+        page.locator(".jp-OutputArea-output", has_text="WIDE").first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1000)
+        widths.update(page.evaluate(WIDTHS))
+
     res = run_notebook_in_lab(
-        lab_server, nb, browser=lab_browser, timeout=180, screenshot=shot, save=True, settle=2.0
-    )
+        lab_server, nb, browser=lab_browser, timeout=180, screenshot=shot, save=True,
+        settle=2.0, while_running=measure,
+    )  # fmt: skip
+    res.timings.update(widths)
     if keep := os.environ.get("IPYCHAT_MATH_SCREENSHOT"):  # how docs/maths.png was made
         shutil.copyfile(shot, keep)
     return res
@@ -118,6 +146,10 @@ def test_live_outputs_fetch_nothing_and_show_math(ran, attacker):
     assert "<img src=" in ran.outputs[hostile[0]]
     assert "be hostile" in ran.outputs[output(ran, "Now be hostile")], "the history table"
     assert "\\u" not in ran.output_text.replace("\\u202e", ""), "nothing was mangled"
+
+
+def test_a_200000_character_line_wraps(ran):
+    assert 0 < ran.timings["output"] <= ran.timings["panel"], ran.timings
 
 
 def test_saved_notebook_reopened_trusted_and_untrusted_fetches_nothing(
