@@ -25,9 +25,16 @@ LONG = "\n\n".join(f"## Part {i}\n\n{PARAGRAPH * 3}\n\n- item {i}\n- `code {i}`"
 HOSTILE = "title\x1b]0;pwned\x07 clip\x1b]52;c;ZXZpbA==\x07 clear\x1b[2J bare\rcr csi\x9b31m end"
 
 
+THINKING = "\n\n".join(f"Consider case {i}: {PARAGRAPH}" for i in range(30))
+
+
 @pytest.fixture(scope="module")
 def server():
-    with LocalServer(script=[{"prompt": "long reply", "reply": LONG}]) as srv:
+    script = [
+        {"prompt": "long reply", "reply": LONG},
+        {"prompt": "think first", "reply": "The answer is 42.", "reasoning": THINKING},
+    ]
+    with LocalServer(script=script) as srv:
         yield srv
 
 
@@ -92,6 +99,31 @@ def test_waiting_status_and_one_first_token(kernel, server):
     live_values = {m.group(1) for m in live if m}
     final = re.search(r"first token (\d+\.\d\d) s", result.bundles()[-1]["text/plain"])
     assert final and live_values == {final.group(1)}, (live_values, final)
+
+
+def test_keep_alives_before_the_first_token_say_the_server_is_alive(kernel, server):
+    server.push_fault(Fault("keepalive", after_chunks=0, seconds=2.5, every=0.25))
+    result = kernel.run("%%chat\nare you there")
+    assert result.status == "ok", result.text()
+    texts = shown_texts(result.messages)
+    alive = [t for t in texts if "waiting, server alive" in t]
+    assert alive and "Echo" not in alive[0], texts
+    assert result.bundles()[-1]["text/plain"].startswith("Echo: are you there")
+
+
+def test_long_reasoning_streams_then_folds_above_the_answer(kernel, server):
+    server.token_delay = 0.0005
+    result = kernel.run("%%chat\nthink first", timeout=120)
+    assert result.status == "ok", result.text()
+    assert result.of_type("comm_open"), "long reasoning streams into widgets"
+    live = [t for t in shown_texts(result.messages)[:-1] if "Consider case" in t]
+    assert live, "the reasoning is shown while it streams"
+    final = result.bundles()[-1]
+    assert "<details" in final["text/html"] and "Consider case 29" in final["text/html"]
+    assert final["text/plain"].startswith("The answer is 42.")
+    assert kernel.value("_chat.reasoning") == THINKING
+    opened = {m["content"]["comm_id"] for m in result.of_type("comm_open")}
+    assert opened == {m["content"]["comm_id"] for m in result.of_type("comm_close")}
 
 
 def test_no_stream_says_waiting_not_streaming(kernel, server):
