@@ -32,7 +32,7 @@ KERNEL_NAME = "ipychat-bench"
 TIMEOUT = 300.0
 DISPLAY_GOAL = 1.10  # display at most 10% more than --quiet
 RATE_GOAL = 20.0  # display updates per second
-UPDATE_TYPES = ("comm_msg", "update_display_data")
+UPDATE_TYPES = ("display_data", "comm_msg", "update_display_data")
 # Each cell's own bookkeeping, the same whatever the cell does: not sent because of display.
 _BOOKKEEPING = ("status", "execute_input")
 
@@ -271,7 +271,7 @@ def run(chunks: int, repeat: int) -> Section:
             "kernel. Wall: from sending the cell to the kernel going idle, as the front end "
             "sees it. Kernel CPU: `time.process_time()` in the kernel just before and after the "
             "cell (all kernel threads). Messages: iopub messages of the cell except status and "
-            "execute_input, per run; updates are comm_msg + update_display_data."
+            "execute_input, per run; updates are display_data + comm_msg + update_display_data."
         ),
         header=[
             "stream",
