@@ -85,7 +85,8 @@ class _Tap:
 
     def stream(self, messages: Any, *, prompt: str = "", on_alive: Any = None, **kw: Any) -> Any:
         if self._alive_hook:
-            kw["on_alive"] = self._live.alive
+            theirs, ours = on_alive, self._live.alive
+            kw["on_alive"] = ours if theirs is None else lambda: (ours(), theirs())
         stream = self._client.stream(messages, prompt=prompt, **kw)
         self._live.stream = stream
         self._live.status.started = time.perf_counter()  # the client's clock starts here too
