@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConversationError
+from ._schema import GENERATION_KEYS
 
 if TYPE_CHECKING:
     from ._cells import CellRun
@@ -34,17 +35,7 @@ MIME_TYPE = "application/vnd.ipychat.exchange+json"
 FORMAT = "ipychat.exchange"
 VERSION = 1
 # Request body fields kept as "parameters": generation settings, nothing that addresses a server.
-_PARAMS = (
-    "model",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "presence_penalty",
-    "frequency_penalty",
-    "stop",
-    "stream",
-    "seed",
-)
+_PARAMS = ("model", *GENERATION_KEYS, "stream", "seed")
 
 
 def exchange_json(
