@@ -147,20 +147,18 @@ def send_structured(
     overrides: dict[str, Any],
 ) -> Any:
     """One `%%chat --schema` exchange: fallbacks, validation and one repair, then recorded."""
+    from ._budget import charge
     from ._structured import dialogue, drive
 
-    resolved = client.settings.resolve(**overrides)
-    messages = conversation.build_messages(
-        prompt,
-        history=history,
-        history_limit=resolved.history_limit,
-        system=resolved.system,
-        cell=cell,
+    resolved, messages, overrides = conversation.request_for(
+        prompt, client=client, history=history, cell=cell, **overrides
     )
 
     def send(sent: list[dict[str, str]], extra_body: dict[str, Any]) -> Any:
         options = {**overrides, "extra_body": extra_body}
-        return client.send(sent, prompt=prompt, on_delta=on_delta, **options)
+        reply = client.send(sent, prompt=prompt, on_delta=on_delta, **options)
+        charge(conversation, resolved, sent, reply)  # a repair request spends from it too
+        return reply
 
     reply = drive(dialogue(messages, schema, resolved.url, resolved.extra_body), send)
     if history:

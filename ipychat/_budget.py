@@ -71,8 +71,8 @@ def admit(
     if max_requests is not None and used.requests >= max_requests:
         raise BudgetError(
             f"Session {name!r} has used all {max_requests} requests of its budget "
-            "(max_requests_per_session); nothing was sent. Start another session or raise it "
-            "with %chat_config max_requests_per_session=N."
+            "(max_requests_per_session); nothing was sent. Start another session or raise "
+            "max_requests_per_session."
         )
     if max_tokens is None:
         return overrides

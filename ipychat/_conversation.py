@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._cells import CellRun
     from ._chunks import Delta
     from ._client import ChatClient
+    from ._config import ResolvedSettings
     from ._reply import Reply
 
 __all__ = ["Conversation", "Message", "SessionRegistry", "sessions", "validate_messages"]
@@ -173,6 +174,32 @@ class Conversation:
             self._cell_runs.pop(cell_id, None)
         return len(starts)
 
+    def request_for(
+        self,
+        prompt: str,
+        *,
+        client: ChatClient,
+        history: bool = True,
+        cell: CellRun | None = None,
+        **overrides: Any,
+    ) -> tuple[ResolvedSettings, list[dict[str, str]], dict[str, Any]]:
+        """What `send` sends: the settings, the messages and the overrides the budget allows.
+
+        The session's budget is checked here, before anything is sent, so every way of sending
+        (plain, structured) is refused the same way when it is spent.
+        """
+        from . import _budget
+
+        settings = client.settings.resolve(**overrides)
+        messages = self.build_messages(
+            prompt,
+            history=history,
+            history_limit=settings.history_limit,
+            system=settings.system,
+            cell=cell,
+        )
+        return settings, messages, _budget.admit(self, settings, messages, overrides)
+
     def send(
         self,
         prompt: str,
@@ -194,17 +221,11 @@ class Conversation:
         On a broken stream the partial reply is recorded and the error (holding it as
         `error.reply`) is raised.
         """
-        settings = client.settings.resolve(**overrides)
-        messages = self.build_messages(
-            prompt,
-            history=history,
-            history_limit=settings.history_limit,
-            system=settings.system,
-            cell=cell,
-        )
         from . import _budget
 
-        overrides = _budget.admit(self, settings, messages, overrides)  # before anything is sent
+        settings, messages, overrides = self.request_for(
+            prompt, client=client, history=history, cell=cell, **overrides
+        )
         with client.stream(messages, prompt=prompt, on_alive=on_alive, **overrides) as stream:
             try:
                 for delta in stream:

@@ -70,3 +70,26 @@ def test_budget_settings_are_checked_with_one_line(value: object) -> None:
     settings.set(max_requests_per_session=3, max_tokens_per_session=5000)
     resolved = settings.resolve()
     assert (resolved.max_requests_per_session, resolved.max_tokens_per_session) == (3, 5000)
+
+
+def test_a_structured_exchange_spends_from_and_is_refused_by_the_same_budget(
+    server: LocalServer,
+) -> None:
+    from ipychat._batch_magic import send_structured
+    from ipychat._structured import Schema
+
+    server.clear()
+    conversation = Conversation()
+    schema = Schema.of({"type": "object", "properties": {"label": {"type": "string"}}})
+    with client_for(server, max_requests_per_session=1) as client:
+        reply = send_structured(
+            conversation, "classify this", client=client, schema=schema, history=True,
+            cell=None, on_delta=None, overrides={},
+        )
+        assert reply.data is not None and spent(conversation).requests == 1
+        with pytest.raises(BudgetError, match="nothing was sent"):
+            send_structured(
+                conversation, "and this", client=client, schema=schema, history=True,
+                cell=None, on_delta=None, overrides={},
+            )
+    assert len(server.requests) == 1
