@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument
 
 from ._config import Secret, parse_value
 from ._conversation import Conversation
+from ._lazy_parser import lazy_magic_arguments
 from ._safetext import one_line
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def config_arguments(func: Any) -> Any:
     func = argument(
         "assignments", nargs="*", help="key=value settings to change, or setting names to show."
     )(func)
-    return magic_arguments()(func)
+    return lazy_magic_arguments(func)
 
 
 def _given(args: Namespace, entry: Command) -> bool:

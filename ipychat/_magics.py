@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from keyword import iskeyword
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import (
@@ -21,7 +21,7 @@ from IPython.core.magic import (
     needs_local_scope,
     no_var_expand,
 )
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float
 
 from . import _batch_magic, _config_magic
@@ -29,6 +29,7 @@ from ._cells import CellTracker
 from ._config import Settings
 from ._conversation import sessions
 from ._errors import ChatError
+from ._lazy_parser import lazy_magic_arguments
 from ._magic_args import (
     Filler,
     help_text,
@@ -40,8 +41,9 @@ from ._magic_args import (
 )
 from ._magic_settings import OVERRIDES, SettingTraits
 from ._questions import protect_questions
-from ._record_magic import record_turn
-from ._turn import Turn
+
+if TYPE_CHECKING:
+    from ._turn import Turn
 
 __all__ = ["ChatMagics", "load", "unload"]
 
@@ -84,7 +86,7 @@ class ChatMagics(Magics, SettingTraits):
             self._client = None
 
     # -- %%chat and %chat ------------------------------------------------------------------------
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("-m", "--model", help="Model for this cell.")
     @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 <= t < 2.")
     @argument("--top-p", type=float, help="Nucleus sampling, 0 < p <= 1.")
@@ -146,6 +148,8 @@ class ChatMagics(Magics, SettingTraits):
         if not prompt.strip():
             where = "after %chat" if one_line else "below %%chat"
             raise UsageError(f"The message is empty: write it {where}.")
+        from ._turn import Turn  # the conversation machinery waits for the first message
+
         return Turn(
             self.sessions,
             args.session,
@@ -204,6 +208,8 @@ class ChatMagics(Magics, SettingTraits):
         reply.filled = list(filled)
         view.finish(reply, keep=not one_line, exchange=saved(reply))
         self._store(reply, args.out)
+        from ._record_magic import record_turn
+
         record_turn(self, turn.prompt, reply)  # %chat_config --record
         return reply
 

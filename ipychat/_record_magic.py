@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from ._config_magic import command
-from ._lesson_write import Recorder, turn_table
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -41,6 +40,8 @@ def record(magics: ChatMagics, args: Namespace) -> None:
         else:
             print(f"Stopped recording: {recorder.count} turns written to {recorder.path}.")
         return
+    from ._lesson_write import Recorder  # only when recording starts
+
     try:
         recorder = Recorder(Path(target).expanduser())
     except ValueError as error:
@@ -91,6 +92,8 @@ def turn_of_reply(prompt: str, reply: Reply) -> dict[str, Any]:
             "tokens_per_second": round(rate, 3),
             "tokens": tokens,
         }
+    from ._lesson_write import turn_table
+
     return turn_table(
         prompt,
         reply.text,
