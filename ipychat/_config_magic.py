@@ -13,7 +13,6 @@ anything else, the line is refused with one line and nothing happens.
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from IPython.core.magic_arguments import argument
 
 from ._config import Secret, parse_value
 from ._conversation import Conversation
-from ._lazy_parser import lazy_magic_arguments
 from ._safetext import one_line
 
 if TYPE_CHECKING:
@@ -33,7 +31,14 @@ if TYPE_CHECKING:
 
     from ._magics import ChatMagics
 
-__all__ = ["COMMANDS", "MODIFIERS", "Command", "command", "config_arguments", "run"]
+__all__ = [
+    "COMMANDS",
+    "MODIFIERS",
+    "Command",
+    "add_arguments",
+    "command",
+    "run",
+]
 
 Handler = Callable[["ChatMagics", "Namespace"], Any]
 
@@ -84,15 +89,18 @@ def command(*flags: str, kind: str = "action", **options: Any) -> Callable[[Hand
     return register
 
 
-def config_arguments(func: Any) -> Any:
-    """Give the `%chat_config` method its parser, built from `COMMANDS` and `MODIFIERS`."""
+def add_arguments(func: Any) -> Any:
+    """Give the `%chat_config` method its options, from `COMMANDS` and `MODIFIERS`.
+
+    Called when its parser is first built (see `_lazy_parser`), so `%load_ext` need not import
+    this module and its handlers.
+    """
     entries = [entry for entry in [*COMMANDS.values(), *MODIFIERS] if entry.flags]
     for entry in reversed(entries):  # argument decorators apply bottom-up
         func = argument(*entry.flags, **entry.options)(func)
-    func = argument(
+    return argument(
         "assignments", nargs="*", help="key=value settings to change, or setting names to show."
     )(func)
-    return lazy_magic_arguments(func)
 
 
 def _given(args: Namespace, entry: Command) -> bool:
@@ -184,7 +192,9 @@ COMMANDS["assignments"] = Command("assignments", handler=set_values, kind="setti
 @command("--api-key", kind="setting", help="Ask for the API key with a hidden prompt.")
 def api_key(magics: ChatMagics, args: Namespace) -> None:
     try:
-        key = getpass.getpass("API key (input hidden): ")
+        from getpass import getpass  # only when a key is typed
+
+        key = getpass("API key (input hidden): ")
     except (StdinNotImplementedError, EOFError):
         raise UsageError(
             "This front end cannot ask for input; set the IPYCHAT_API_KEY environment "

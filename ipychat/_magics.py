@@ -24,12 +24,12 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float
 
-from . import _batch_magic, _config_magic
+from . import _batch_magic
 from ._cells import CellTracker
 from ._config import Settings
 from ._conversation import sessions
 from ._errors import ChatError
-from ._lazy_parser import lazy_magic_arguments
+from ._lazy_parser import lazy_magic_arguments, lazy_table_arguments
 from ._magic_args import (
     Filler,
     help_text,
@@ -225,7 +225,7 @@ class ChatMagics(Magics, SettingTraits):
             self.shell.user_ns[name] = reply
 
     # -- %chat_config ------------------------------------------------------------------------------
-    @_config_magic.config_arguments
+    @lazy_table_arguments(lambda func: _config_magic().add_arguments(func))
     @needs_local_scope
     @no_var_expand
     @line_magic
@@ -245,11 +245,18 @@ class ChatMagics(Magics, SettingTraits):
         ]
         args.show = names
         try:
-            return _config_magic.run(self, args)
+            return _config_magic().run(self, args)
         except ChatError as exc:
             raise UsageError(one_line_error(exc)) from None
         except OSError as exc:
             raise UsageError(one_line_error(f"{exc.strerror or exc}: {exc.filename}")) from None
+
+
+def _config_magic() -> Any:
+    """`%chat_config`'s subcommands and their table, imported when it first runs or is read."""
+    from . import _config_magic
+
+    return _config_magic
 
 
 def _saved_exchange(turn: Turn, resolved: Any) -> Any:
@@ -313,7 +320,7 @@ def load(shell: Any) -> None:
             else:
                 taken.append(("%%" if kind == "cell" else "%") + short)
     if _instance.restore:
-        _config_magic.restore_at_load(_instance)
+        _config_magic().restore_at_load(_instance)
     if taken and not _warned_taken:
         _warned_taken = True
         print(
