@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,8 @@ class CellRun:
 class CellTracker:
     """Follows `pre_run_cell`/`post_run_cell`; drops the exchanges of deleted cells."""
 
-    def __init__(self, registry: SessionRegistry, shell: Any = None) -> None:
-        self.registry = registry
+    def __init__(self, registry: SessionRegistry | None, shell: Any = None) -> None:
+        self.registry = registry  # None: the process's `sessions`, once the module is imported
         self.shell = shell
         self.current: CellRun | None = None
         self._sent_to: set[str] = set()  # sessions this run sent to
@@ -64,8 +65,9 @@ class CellTracker:
         self._sent_to = set()
         cell_id = getattr(info, "cell_id", None)
         deleted = _deleted_cells(info, self.shell)
-        if deleted:
-            self.dropped += self.registry.drop_cells(deleted)
+        registry = self._sessions()
+        if deleted and registry is not None:
+            self.dropped += registry.drop_cells(deleted)
         if not isinstance(cell_id, str) or not cell_id:
             self.current = None
             return
@@ -75,9 +77,21 @@ class CellTracker:
         self.current = CellRun(cell_id, next(_runs), count)
 
     def post_run_cell(self, result: Any) -> None:
-        if self.current is not None:
-            self.dropped += self.registry.retire_cell(self.current, keep=self._sent_to)
+        registry = self._sessions()
+        if self.current is not None and registry is not None:
+            self.dropped += registry.retire_cell(self.current, keep=self._sent_to)
         self.current = None
+
+    def _sessions(self) -> SessionRegistry | None:
+        """The registry to tidy; None while `ipychat._conversation` is not imported.
+
+        `%load_ext` does not import it: until something does, no session and no exchange
+        exist, so there is nothing to drop.
+        """
+        if self.registry is not None:
+            return self.registry
+        module = sys.modules.get("ipychat._conversation")
+        return None if module is None else module.sessions
 
 
 def _deleted_cells(info: Any, shell: Any) -> list[str]:

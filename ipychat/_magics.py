@@ -27,7 +27,6 @@ from traitlets import Bool, Enum, Float
 from . import _batch_magic
 from ._cells import CellTracker
 from ._config import Settings
-from ._conversation import sessions
 from ._errors import ChatError
 from ._lazy_parser import lazy_magic_arguments, lazy_table_arguments
 from ._magic_args import (
@@ -64,13 +63,19 @@ class ChatMagics(Magics, SettingTraits):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         self.settings = Settings.load()
-        self.sessions = sessions
-        self.cells = CellTracker(sessions, shell)  # which cell runs: re-runs replace turns
+        self.cells = CellTracker(None, shell)  # which cell runs: re-runs replace turns
         self._client: Any = None
         self._config_problems: list[str] = []  # bad `c.ChatMagics.x` values, skipped at load
         self._loading = True
         super().__init__(shell=shell, **kwargs)
         self._loading = False
+
+    @property
+    def sessions(self) -> Any:
+        """The process's sessions; the conversation machinery loads with the first use."""
+        from ._conversation import sessions
+
+        return sessions
 
     @property
     def client(self) -> Any:
