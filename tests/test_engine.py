@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -85,3 +86,47 @@ def test_streamed_replies_reuse_one_connection():
             pool = client._http._transport._pool  # httpx internals: the open connections
             assert len(pool.connections) == 1, "the body's end is read after [DONE]"
     assert texts == ["Echo: n0", "Echo: n1", "Echo: n2"]
+
+
+LOAD_SCRIPT = r"""
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.oinspect import getdoc
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "ipychat")
+loaded = sorted(m for m in sys.modules if m.startswith("ipychat."))
+doc = getdoc(shell.find_line_magic("chat_config"))  # what %chat_config? shows
+after_doc = sorted(m for m in sys.modules if m.startswith("ipychat."))
+shell.run_line_magic("chat_config", "--sessions")
+print(json.dumps({"loaded": loaded, "doc": doc, "after_doc": after_doc,
+                  "after_use": sorted(m for m in sys.modules if m.startswith("ipychat."))}))
+"""
+
+
+def test_load_ext_leaves_subcommands_and_conversations_for_first_use(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPYCHAT_")}
+    env["IPYCHAT_CONFIG"] = str(tmp_path / "absent.toml")
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    result = json.loads(out.stdout.splitlines()[-1])
+    waiting = {
+        "ipychat._config_magic",
+        "ipychat._record_magic",
+        "ipychat._lesson_write",
+        "ipychat._conversation",
+        "ipychat._turn",
+    }
+    assert "ipychat._magics" in result["loaded"]
+    assert waiting.isdisjoint(result["loaded"]), "%load_ext imports them only when used"
+    # %chat_config? builds the parser from the subcommand table: every option is listed.
+    for flag in ("--sessions", "--record", "--restore", "--with-key", "assignments"):
+        assert flag in result["doc"], flag
+    assert "ipychat._config_magic" in result["after_doc"]
+    assert "ipychat._conversation" in result["after_use"]
