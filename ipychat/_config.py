@@ -36,10 +36,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ConfigError
-from ._keys import KeyChoice, choose_key
 from ._schema import (
     CHAT_PATH,
     DEFAULT_BASE_URL,
@@ -53,6 +53,9 @@ from ._schema import (
 )
 from ._secrets import Redactor, Secret, mask_url, redact, split_userinfo, userinfo_secrets
 from ._sources import ProviderKey, config_path, host_of, read_env, read_file
+
+if TYPE_CHECKING:
+    from ._keys import KeyChoice
 
 __all__ = [
     "GENERATION_KEYS",
@@ -264,6 +267,8 @@ class Settings:
 
     def key_for(self, base_url: str | None = None) -> KeyChoice:
         """Which key would go to `base_url` (default: the effective one), and why or why not."""
+        from ._keys import choose_key  # the key rules wait for the first request (not %load_ext)
+
         url = base_url if base_url is not None else str(self._lookup("base_url")[0])
         configured = str(self._lookup("base_url", ("config", "env", "file"))[0])
         layered = []
@@ -287,6 +292,8 @@ class Settings:
         base_url, userinfo = split_userinfo(str(values["base_url"]))
         values["base_url"] = base_url
         if "api_key" in checked:
+            from ._keys import KeyChoice
+
             choice = KeyChoice(checked["api_key"], "call")  # type: ignore[arg-type]
         else:
             choice = self.key_for(str(values["base_url"]))

@@ -11,7 +11,6 @@ the cost of a few substring searches per network read.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -106,6 +105,8 @@ def mask_url(url: str) -> str:
 
 def userinfo_secrets(userinfo: Secret) -> list[Secret]:
     """What a server could echo of URL credentials: the pair, the password, the Basic token."""
+    import base64  # only for URLs with credentials
+
     text = userinfo.reveal()
     token = base64.b64encode(text.encode("utf-8")).decode("ascii")
     found = [userinfo, Secret(token)]
