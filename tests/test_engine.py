@@ -122,6 +122,7 @@ def test_load_ext_leaves_subcommands_and_conversations_for_first_use(tmp_path):
         "ipychat._lesson_write",
         "ipychat._conversation",
         "ipychat._turn",
+        "ipychat._keys",
     }
     assert "ipychat._magics" in result["loaded"]
     assert waiting.isdisjoint(result["loaded"]), "%load_ext imports them only when used"
