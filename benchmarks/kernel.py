@@ -84,7 +84,8 @@ class Kernel:
     ipychat, whatever `python3` kernelspec the machine has.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str | None] | None = None) -> None:
+        self._env = env or {}  # added to the kernel's environment; None removes a variable
         self._dir: Path | None = None
         self._manager: Any = None
         self.client: Any = None
@@ -103,6 +104,11 @@ class Kernel:
         self._manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
         self._log = open(self._dir / "kernel.log", "wb")
         env = _kernel_env(self._dir / "absent-config.toml")
+        for name, value in self._env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         try:
             self._manager.start_kernel(env=env, stdout=self._log, stderr=self._log)
             self.client = self._manager.client()
