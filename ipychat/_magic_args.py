@@ -16,8 +16,6 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ._safetext import one_line
-
 __all__ = [
     "Filler",
     "help_text",
@@ -230,6 +228,7 @@ class Filler:
 
     def __call__(self, text: str) -> str:
         from ._interpolate import FillError, fill
+        from ._safetext import one_line
 
         try:
             filled = fill(text, self.scope)
@@ -242,5 +241,6 @@ class Filler:
 def one_line_error(error: object) -> str:
     """An error's text as one safe line, with the notebook's way to act on it (`_advice`)."""
     from ._advice import with_advice
+    from ._safetext import one_line  # error paths only: %load_ext need not load it
 
     return one_line(with_advice(error), limit=2000)
