@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._batchrun import RATE_LIMIT_TRIES, Limiter, gather_workers, run_in_thread
 from ._cache import ReplyCache
-from ._config import ResolvedSettings, Settings
+from ._config import Settings
 from ._errors import APIStatusError, ChatError, RequestError, StreamError
 from ._reply import Reply
+from ._resolved import ResolvedSettings
 from ._safetext import one_line
 from ._structured import Schema, dialogue, drive_async
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ChatError
 
 if TYPE_CHECKING:
-    from ._config import ResolvedSettings
     from ._reply import Reply
+    from ._resolved import ResolvedSettings
 
 __all__ = ["BudgetError", "admit", "charge", "spent"]
 

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ._cells import CellRun
     from ._chunks import Delta
     from ._client import ChatClient
-    from ._config import ResolvedSettings
     from ._reply import Reply
+    from ._resolved import ResolvedSettings
 
 __all__ = ["Conversation", "Message", "SessionRegistry", "sessions", "validate_messages"]
 

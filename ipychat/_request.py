@@ -12,8 +12,8 @@ from typing import Any
 
 from ._auth import SecretAuth
 from ._chunks import ReplyBuilder
-from ._config import ResolvedSettings
 from ._errors import ConfigError
+from ._resolved import ResolvedSettings
 from ._secrets import Redactor
 
 __all__ = ["USER_AGENT", "Prepared", "builder_for", "prepare"]
