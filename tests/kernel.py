@@ -16,8 +16,10 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager, KernelManager
+from nbclient import NotebookClient
 
 KERNEL_NAME = "ipychat-test"
 
@@ -43,6 +45,20 @@ def kernel_env(home: Path, **extra: str) -> dict[str, str]:
     env["IPYTHONDIR"] = str(home / "ipython")
     env.update(extra)
     return env
+
+
+def execute_notebook(
+    sources: list[str], home: Path, *, allow_errors: bool = False, **env: str
+) -> nbformat.NotebookNode:
+    """`sources` as a notebook run top to bottom by nbclient in the test kernel, working in
+    `home`, as `jupyter execute` runs one: the executed notebook, to read or to save."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(home))
+    resources = {"metadata": {"path": str(home)}}
+    client = NotebookClient(nb, km=km, timeout=60, allow_errors=allow_errors, resources=resources)
+    client.execute(env=kernel_env(home, **env))
+    return nb
 
 
 @dataclass

@@ -6,14 +6,11 @@ import json
 import re
 import threading
 
-import nbformat
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
 
 from ipychat import Fault, LocalServer
 
-from .kernel import KERNEL_NAME, chat_kernel, kernel_env, make_kernelspec, usage_error
+from .kernel import chat_kernel, execute_notebook, usage_error
 
 pytestmark = pytest.mark.kernel
 
@@ -194,11 +191,7 @@ def test_saved_notebook_has_no_empty_outputs(server, tmp_path):
         "%chat_config base_url=http://127.0.0.1:9 max_retries=0",
         "%%chat\nfails at once",
     ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(tmp_path))
-    client = NotebookClient(nb, km=km, timeout=60, allow_errors=True)
-    client.execute(env=kernel_env(tmp_path))
+    nb = execute_notebook(cells, tmp_path, allow_errors=True)
     outputs = [cell.outputs for cell in nb.cells]
     # An assigned line magic shows nothing; only its exchange is kept, for --restore.
     assert [{k: v for k, v in o["data"].items() if k.startswith("text/")} for o in outputs[1]] == [

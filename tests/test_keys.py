@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import traceback
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +14,8 @@ from ipychat._auth import SecretAuth
 from ipychat._errors import ConfigError
 from ipychat._secrets import Secret
 
+from .test_config import load
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -23,13 +24,6 @@ else:
 KEY = "sk-canary-1234567890abcdef"
 OTHER = "sk-other-0987654321fedcba"
 LOCAL = "http://127.0.0.1:8765/v1"
-
-
-def load(tmp_path: Path, toml: str | None = None, **environ: str) -> Settings:
-    path = tmp_path / "config.toml"
-    if toml is not None:
-        path.write_text(toml, encoding="utf-8")
-    return Settings.load(environ=environ, path=path)
 
 
 # -- which key goes where ------------------------------------------------------------------------

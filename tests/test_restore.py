@@ -12,8 +12,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
 from nbconvert import HTMLExporter, MarkdownExporter
 
 from ipychat._conversation import SessionRegistry
@@ -22,7 +20,7 @@ from ipychat._exchange import MIME_TYPE, exchange_json, read_exchange, secret_re
 from ipychat._reply import Reply, Usage
 from ipychat._restore import notebook_path, read_notebook, restore
 
-from .kernel import KERNEL_NAME, Kernel, kernel_env, make_kernelspec
+from .kernel import Kernel, execute_notebook
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
 HEADER = "hdr-canary-90a1b2c3d4e5f6"
@@ -194,13 +192,8 @@ def test_saved_notebook_restores_with_zero_requests(server, tmp_path):
         "%%chat\nbeta",
         "r = %chat gamma",
     ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(tmp_path))
-    env = kernel_env(tmp_path, IPYCHAT_API_KEY=CANARY, HDR=HEADER)
-    client = NotebookClient(nb, km=km, timeout=60, resources={"metadata": {"path": str(tmp_path)}})
     server.clear()
-    client.execute(env=env)
+    nb = execute_notebook(sources, tmp_path, IPYCHAT_API_KEY=CANARY, HDR=HEADER)
     assert len(server.requests) == 4
     assert server.requests[-1].headers["x-team"] == HEADER, "the header was sent"
     path = tmp_path / "saved.ipynb"

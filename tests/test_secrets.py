@@ -23,8 +23,6 @@ from queue import Empty
 
 import nbformat
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
 
 from ipychat import (
     ChatClient,
@@ -36,7 +34,7 @@ from ipychat import (
 )
 
 from .echo import echo_server
-from .kernel import KERNEL_NAME, Execution, Kernel, kernel_env, make_kernelspec
+from .kernel import Execution, Kernel, execute_notebook
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
 MASKED = "****4f60"
@@ -285,15 +283,10 @@ def test_executed_and_saved_notebook(route, server, tmp_path):
     elif route == "chat_config":  # the key comes from a variable: `{key}` is filled in
         env["KEY_SOURCE"] = CANARY
         cells.insert(1, "import os\nkey = os.environ['KEY_SOURCE']\n%chat_config api_key={key}")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c.replace("{base_url}", server.base_url)) for c in cells]
     server.clear()
     server.push_fault(echo_fault())
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(tmp_path))
-    client = NotebookClient(
-        nb, km=km, timeout=60, allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute(env=kernel_env(tmp_path, **env))
+    sources = [c.replace("{base_url}", server.base_url) for c in cells]
+    nb = execute_notebook(sources, tmp_path, allow_errors=True, **env)
     assert server.requests[-1].headers["authorization"] == f"Bearer {CANARY}", "the route works"
 
     path = tmp_path / "saved.ipynb"
@@ -465,15 +458,8 @@ def test_echoed_key_in_every_form_leaves_no_fragment_in_the_saved_notebook(tmp_p
             '%chat_config extra_headers={"X-Note": "caf\\u00e9 \\u2013 bar"}',
             "%chat_config --export history.json\nprint(open('history.json').read())",
         ]
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-        km = AsyncKernelManager(
-            kernel_name=KERNEL_NAME, kernel_spec_manager=make_kernelspec(tmp_path)
-        )
-        resources = {"metadata": {"path": str(tmp_path)}}
-        client = NotebookClient(nb, km=km, timeout=60, allow_errors=True, resources=resources)
         env = {"IPYCHAT_API_KEY": ECHO_KEY, "BAD_KEY_SOURCE": BAD_KEY}
-        client.execute(env=kernel_env(tmp_path, **env))
+        nb = execute_notebook(cells, tmp_path, allow_errors=True, **env)
     assert len(received) >= len(ECHO_MODES), "every echo mode was asked"
     assert all(r["authorization"] == f"Bearer {ECHO_KEY}" for r in received), "the key was sent"
     path = tmp_path / "saved.ipynb"
